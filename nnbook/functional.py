@@ -1,0 +1,175 @@
+"""Pure forward/backward pairs: the mathematics of every layer and loss.
+
+Conventions (cs231n style): ``*_forward(...)`` returns ``(out, cache)``;
+``*_backward(dout, cache)`` returns the gradients in the order of the inputs.
+Shapes: ``x: (N, D)``, ``W: (D, M)``, ``b: (M,)``, ``out: (N, M)``.  Functions take
+their array module from the arrays' backend, so they run on NumPy and CuPy.
+Nothing here validates its input (the layer classes do) and nothing modifies
+its arguments in place.
+"""
+from __future__ import annotations
+
+from .backend import get_xp
+
+# --- affine -------------------------------------------------------------------------
+
+def affine_forward(x, W, b):
+    """``out = x @ W + b``.  ``W[j, k]`` joins input neuron j to output neuron k."""
+    out = x @ W
+    out += b
+    return out, (x, W)
+
+
+def affine_backward(dout, cache):
+    """Return ``(dx, dW, db)``: ``dx = dout W^T``, ``dW = x^T dout``, ``db = sum_n dout``."""
+    x, W = cache
+    dx = dout @ W.T
+    dW = x.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dW, db
+
+
+# --- activations (elementwise) ------------------------------------------------------
+
+def relu(x):
+    xp = get_xp()
+    return xp.maximum(x, 0)
+
+
+def relu_grad(x):
+    """ReLU'(x): 1 where x > 0, else 0 (the subgradient 0 is used at x = 0)."""
+    return (x > 0).astype(x.dtype)
+
+
+def relu_forward(x):
+    mask = x > 0
+    return x * mask, mask
+
+
+def relu_backward(dout, mask):
+    return dout * mask
+
+
+def sigmoid(x):
+    """Numerically stable logistic function 1 / (1 + e^-x) for any finite x."""
+    xp = get_xp()
+    e = xp.exp(-xp.abs(x))          # in (0, 1]: never overflows
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_grad(x):
+    """sigma'(x) = sigma(x) (1 - sigma(x))."""
+    s = sigmoid(x)
+    return s * (1 - s)
+
+
+def sigmoid_forward(x):
+    s = sigmoid(x)
+    return s, s
+
+
+def sigmoid_backward(dout, s):
+    return dout * s * (1 - s)
+
+
+def tanh(x):
+    return get_xp().tanh(x)
+
+
+def tanh_grad(x):
+    t = get_xp().tanh(x)
+    return 1 - t * t
+
+
+def tanh_forward(x):
+    t = get_xp().tanh(x)
+    return t, t
+
+
+def tanh_backward(dout, t):
+    return dout * (1 - t * t)
+
+
+# --- softmax and losses ------------------------------------------------------------
+
+def log_softmax(z, axis=-1):
+    xp = get_xp()
+    m = z.max(axis=axis, keepdims=True)
+    s = z - m
+    return s - xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
+
+
+def softmax(z, axis=-1):
+    """Softmax along ``axis``, shifted by the maximum so it never overflows."""
+    xp = get_xp()
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_jacobian(o):
+    """Jacobian dO/dZ of softmax for one sample: diag(O) - O O^T, shape (K, K)."""
+    xp = get_xp()
+    return xp.diag(o) - xp.outer(o, o)
+
+
+def softmax_xent_forward(z, Y):
+    """Mean cross-entropy of softmax(z) against target distributions Y (N, K).
+
+    Returns ``(loss, cache)``; loss = -(1/N) sum_n sum_k Y_nk log O_nk.
+    """
+    logp = log_softmax(z)
+    N = z.shape[0]
+    loss = -(Y * logp).sum() / N
+    return loss, (logp, Y)
+
+
+def softmax_xent_backward(cache, dloss=1.0):
+    """dE/dz = (O - Y) / N (for rows of Y that sum to one)."""
+    logp, Y = cache
+    xp = get_xp()
+    N = logp.shape[0]
+    return (xp.exp(logp) - Y) * (dloss / N)
+
+
+def softmax_xent_labels_forward(z, y):
+    """Same as :func:`softmax_xent_forward` with integer labels ``y`` (N,)."""
+    xp = get_xp()
+    logp = log_softmax(z)
+    N = z.shape[0]
+    loss = -logp[xp.arange(N), y].sum() / N
+    return loss, (logp, y)
+
+
+def softmax_xent_labels_backward(cache, dloss=1.0):
+    logp, y = cache
+    xp = get_xp()
+    N = logp.shape[0]
+    g = xp.exp(logp)
+    g[xp.arange(N), y] -= 1
+    g *= dloss / N
+    return g
+
+
+def bce_with_logits_forward(z, y):
+    """Mean binary cross-entropy of sigmoid(z) against y in [0, 1] (any shape).
+
+    Uses max(z, 0) - z y + log(1 + e^-|z|), finite for any finite z.
+    """
+    xp = get_xp()
+    loss = (xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).mean()
+    return loss, (z, y)
+
+
+def bce_with_logits_backward(cache, dloss=1.0):
+    """dE/dz = (sigmoid(z) - y) / numel."""
+    z, y = cache
+    return (sigmoid(z) - y) * (dloss / z.size)
+
+
+def mse_forward(yhat, y):
+    d = yhat - y
+    return (d * d).mean(), d
+
+
+def mse_backward(d, dloss=1.0):
+    return d * (2 * dloss / d.size)

@@ -1,0 +1,227 @@
+"""Layers: thin classes over :mod:`nnbook.functional`.
+
+Every layer has ``forward(x)``, ``backward(dout) -> dx`` and the dicts
+``params`` and ``grads`` (same keys, same shapes).  ``backward`` *adds* into
+``grads`` (call ``zero_grad`` between steps, as optimizers do), so gradients
+of a shared layer or of several losses accumulate correctly.
+
+The public ``forward``/``backward`` check their arguments; the underscored
+``_forward``/``_backward`` do the arithmetic and are what :class:`Sequential`
+chains after checking the network's input once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from . import init as _init
+from ._checks import check_array, check_dtype_match, check_int, describe
+from .backend import asarray, get_default_dtype, get_rng, get_xp
+
+__all__ = ["Param", "Layer", "Dense", "ReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
+           "LAYERS"]
+
+
+class Param:
+    """A handle on one parameter: ``layer.params[name]`` and ``layer.grads[name]``."""
+
+    __slots__ = ("layer", "name")
+
+    def __init__(self, layer, name):
+        self.layer, self.name = layer, name
+
+    @property
+    def value(self):
+        return self.layer.params[self.name]
+
+    @value.setter
+    def value(self, v):
+        old = self.layer.params[self.name]
+        if v.shape != old.shape:
+            raise ValueError(f"value: expected shape {old.shape}, got {v.shape}")
+        self.layer.params[self.name] = v
+
+    @property
+    def grad(self):
+        return self.layer.grads[self.name]
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    def __repr__(self):
+        return f"Param({type(self.layer).__name__}.{self.name}, shape={tuple(self.shape)})"
+
+
+class Layer:
+    """Base class.  Subclasses implement ``_forward``, ``_backward`` and ``config``."""
+
+    def __init__(self):
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.training = True
+        self._fresh = True        # grads hold zeros: the next backward may overwrite
+        self._out_shape = None
+
+    # public, checked API -----------------------------------------------------------
+    def forward(self, x):
+        self._check_input(x)
+        return self._forward(x)
+
+    __call__ = forward
+
+    def backward(self, dout):
+        if self._out_shape is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        check_array("dout", dout, floating=True)
+        if tuple(dout.shape) != tuple(self._out_shape):
+            raise ValueError(f"dout: expected shape {tuple(self._out_shape)} (the output of the "
+                             f"last forward), got {describe(dout)}")
+        return self._backward(dout)
+
+    def _check_input(self, x):
+        check_array("x", x, floating=True)
+
+    # parameters -----------------------------------------------------------------------
+    def parameters(self):
+        return [Param(self, k) for k in self.params]
+
+    def zero_grad(self):
+        xp = get_xp()
+        for k, v in self.params.items():
+            self.grads[k] = xp.zeros_like(v)
+        self._fresh = True
+
+    def _accumulate(self, name, g):
+        if self._fresh:
+            self.grads[name] = g
+        else:
+            self.grads[name] = self.grads[name] + g
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def config(self) -> dict:
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
+    """Fully connected layer: ``out = x @ W + b``.
+
+    ``params["W"]``: (in_features, out_features), so ``W[j, k]`` joins input
+    neuron j to output neuron k (the thesis's W^i_{jk}); ``params["b"]``:
+    (out_features,).  ``init`` names an initialiser in :mod:`nnbook.init`.
+    ``dtype`` defaults to :func:`nnbook.get_default_dtype` (float32); inputs must
+    have the same dtype (a clear TypeError otherwise, never a silent upcast).
+    """
+
+    def __init__(self, in_features, out_features, init="he", bias=True, dtype=None):
+        super().__init__()
+        self.in_features = check_int("in_features", in_features, minimum=1)
+        self.out_features = check_int("out_features", out_features, minimum=1)
+        self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        fn = _init.get(init)
+        self.dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        W = fn((self.in_features, self.out_features), self.in_features, self.out_features,
+               get_rng())
+        self.params["W"] = asarray(np.asarray(W, dtype=self.dtype))
+        self.use_bias = bool(bias)
+        if self.use_bias:
+            self.params["b"] = asarray(np.zeros(self.out_features, dtype=self.dtype))
+        self.zero_grad()
+
+    def _check_input(self, x):
+        check_array("x", x, ndim=2, floating=True)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"x: expected shape (N, {self.in_features}) for "
+                             f"Dense({self.in_features}, {self.out_features}), got {describe(x)}")
+        check_dtype_match("x", x, self.params["W"].dtype)
+
+    def _forward(self, x):
+        self._x = x
+        out = x @ self.params["W"]
+        if self.use_bias:
+            out += self.params["b"]
+        self._out_shape = out.shape
+        return out
+
+    def _backward(self, dout, need_dx=True):
+        x = self._x
+        self._accumulate("W", x.T @ dout)
+        if self.use_bias:
+            self._accumulate("b", dout.sum(axis=0))
+        self._fresh = False
+        return dout @ self.params["W"].T if need_dx else None
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "init": self.init, "bias": self.use_bias, "dtype": self.dtype.name}
+
+
+class _Activation(Layer):
+    """Elementwise activation: the output follows the dtype of the input."""
+
+    def _forward(self, x):
+        out, self._cache = self._f(x)
+        self._out_shape = out.shape
+        return out
+
+    def _backward(self, dout, need_dx=True):
+        return self._b(dout, self._cache)
+
+
+class ReLU(_Activation):
+    """max(0, x); its derivative is taken as 0 at x = 0."""
+    _f = staticmethod(F.relu_forward)
+    _b = staticmethod(F.relu_backward)
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + e^-x), computed stably."""
+    _f = staticmethod(F.sigmoid_forward)
+    _b = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Activation):
+    _f = staticmethod(F.tanh_forward)
+    _b = staticmethod(F.tanh_backward)
+
+
+class Identity(_Activation):
+    @staticmethod
+    def _f(x):
+        return x, None
+
+    @staticmethod
+    def _b(dout, cache):
+        return dout
+
+
+class Softmax(Layer):
+    """Softmax over the last axis, as a layer (for inspection; train with
+    :class:`nnbook.SoftmaxCrossEntropy` on logits, which is stabler and cheaper)."""
+
+    def _check_input(self, x):
+        check_array("x", x, ndim=2, floating=True)
+
+    def _forward(self, x):
+        self._o = F.softmax(x)
+        self._out_shape = x.shape
+        return self._o
+
+    def _backward(self, dout, need_dx=True):
+        o = self._o
+        return o * (dout - (dout * o).sum(axis=1, keepdims=True))
+
+
+LAYERS = {c.__name__: c for c in (Dense, ReLU, Sigmoid, Tanh, Identity, Softmax)}

@@ -1,0 +1,1 @@
+"""The thesis's neuron-by-neuron backpropagation formulas (filled in below)."""

@@ -1,0 +1,184 @@
+"""Optimizers with PyTorch's update rules and defaults, so that results are
+comparable step by step with ``torch.optim``.
+
+``opt = SGD(model.parameters(), lr=0.1)``; after ``model.backward(...)`` call
+``opt.step()`` then ``opt.zero_grad()``.  Each optimizer keeps its state per
+parameter; ``lr`` may be changed between steps (schedules do).
+"""
+from __future__ import annotations
+
+import math
+
+from ._checks import check_positive
+from .backend import get_xp
+from .layers import Param
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "OPTIMIZERS"]
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        params = list(params)
+        if not params:
+            raise ValueError("params: expected at least one parameter, got an empty list")
+        for i, p in enumerate(params):
+            if not isinstance(p, Param):
+                raise TypeError(f"params[{i}]: expected an nnbook Param (from "
+                                f"model.parameters()), got {type(p).__name__}")
+        self.params = params
+        self.lr = check_positive("lr", lr)
+        self.state = [dict() for _ in params]
+        self.t = 0
+
+    def zero_grad(self):
+        seen = set()
+        for p in self.params:
+            if id(p.layer) not in seen:
+                seen.add(id(p.layer))
+                p.layer.zero_grad()
+
+    def step(self):
+        self.t += 1
+        for p, st in zip(self.params, self.state):
+            self._update(p, p.grad, st)
+
+    def _update(self, p, g, st):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        keys = [k for k in ("lr", "momentum", "betas", "alpha", "eps", "weight_decay",
+                            "nesterov") if hasattr(self, k)]
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    PyTorch's rule: g = grad + wd·p; b = μ·b + (1 - τ)·g (b = g at the first
+    step); g = g + μ·b if nesterov else b; p = p - lr·g.
+    """
+
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, lr)
+        self.momentum = check_positive("momentum", momentum, allow_zero=True)
+        self.dampening = check_positive("dampening", dampening, allow_zero=True)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError("nesterov: requires momentum > 0 and dampening = 0")
+
+    def _update(self, p, g, st):
+        w = p.value
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if self.momentum:
+            b = st.get("buf")
+            if b is None:
+                b = st["buf"] = g.copy()
+            else:
+                b *= self.momentum
+                b += (1 - self.dampening) * g
+            g = g + self.momentum * b if self.nesterov else b
+        w -= self.lr * g
+
+
+class RMSprop(Optimizer):
+    """PyTorch's RMSprop: v = α v + (1-α) g²; p -= lr · g / (sqrt(v) + ε)."""
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, lr)
+        self.alpha = check_positive("alpha", alpha)
+        self.eps = check_positive("eps", eps)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.momentum = check_positive("momentum", momentum, allow_zero=True)
+        self.centered = bool(centered)
+
+    def _update(self, p, g, st):
+        xp = get_xp()
+        w = p.value
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        v = st.setdefault("square_avg", xp.zeros_like(w))
+        v *= self.alpha
+        v += (1 - self.alpha) * g * g
+        if self.centered:
+            m = st.setdefault("grad_avg", xp.zeros_like(w))
+            m *= self.alpha
+            m += (1 - self.alpha) * g
+            avg = xp.sqrt(v - m * m) + self.eps
+        else:
+            avg = xp.sqrt(v) + self.eps
+        if self.momentum:
+            b = st.setdefault("buf", xp.zeros_like(w))
+            b *= self.momentum
+            b += g / avg
+            w -= self.lr * b
+        else:
+            w -= self.lr * g / avg
+
+
+class Adam(Optimizer):
+    """PyTorch's Adam (bias-corrected first and second moments)."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+        self.betas = (float(b1), float(b2))
+        self.eps = check_positive("eps", eps)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _update(self, p, g, st):
+        xp = get_xp()
+        w = p.value
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                w *= 1 - self.lr * self.weight_decay
+            else:
+                g = g + self.weight_decay * w
+        m = st.setdefault("exp_avg", xp.zeros_like(w))
+        v = st.setdefault("exp_avg_sq", xp.zeros_like(w))
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        bc1 = 1 - b1 ** self.t
+        bc2 = 1 - b2 ** self.t
+        denom = xp.sqrt(v) / math.sqrt(bc2) + self.eps
+        w -= (self.lr / bc1) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (PyTorch default weight_decay=0.01)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class Adagrad(Optimizer):
+    """PyTorch's Adagrad (lr_decay = 0): s += g²; p -= lr · g / (sqrt(s) + ε)."""
+
+    def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.eps = check_positive("eps", eps)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _update(self, p, g, st):
+        xp = get_xp()
+        w = p.value
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        s = st.setdefault("sum", xp.zeros_like(w))
+        s += g * g
+        w -= self.lr * g / (xp.sqrt(s) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}

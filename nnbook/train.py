@@ -1,0 +1,174 @@
+"""Training loop: :func:`fit` and :func:`evaluate`."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_array, check_int, describe
+from .backend import asarray, get_rng, get_xp
+from .losses import Loss
+
+__all__ = ["fit", "evaluate", "History", "accuracy", "iterate_minibatches"]
+
+
+class History(dict):
+    """Per-epoch metrics: ``hist["loss"]``, ``hist["acc"]``, ``hist["val_loss"]``,
+    ``hist["val_acc"]`` (lists, one entry per epoch; accuracy is None for losses
+    that are not classification losses)."""
+
+    def __getattr__(self, k):
+        try:
+            return self[k]
+        except KeyError as e:
+            raise AttributeError(k) from e
+
+    def __repr__(self):
+        last = {k: (round(v[-1], 4) if isinstance(v[-1], float) else v[-1])
+                for k, v in self.items() if v}
+        return f"History(epochs={len(self.get('loss', []))}, last={last})"
+
+
+def accuracy(pred_labels, y):
+    """Fraction of predictions equal to y (labels (N,) or one-hot rows (N, K))."""
+    if y.ndim == 2 and pred_labels.ndim == 1:
+        y = y.argmax(axis=1)
+    return float((pred_labels == y).mean())
+
+
+def iterate_minibatches(n, batch_size, shuffle=True, rng=None):
+    """Yield index arrays covering range(n) in batches (the last may be smaller)."""
+    idx = (rng or get_rng()).permutation(n) if shuffle else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield idx[i:i + batch_size]
+
+
+def _prepare(model, X, y, name):
+    xp = get_xp()
+    X = asarray(X)
+    y = asarray(y)
+    check_array(name[0], X, floating=False)
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{name[0]}: expected numeric data, got dtype {X.dtype}")
+    dtype = getattr(model, "dtype", None) or X.dtype
+    if X.dtype != dtype:
+        X = X.astype(dtype)          # a converted copy; the caller's array is untouched
+    if X.dtype.kind == "f" and not bool(xp.isfinite(X).all()):
+        raise ValueError(f"{name[0]}: expected finite values, got NaN/inf in {describe(X)}")
+    check_array(name[1], y)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{name[1]}: expected {X.shape[0]} targets to match {name[0]} "
+                         f"{describe(X)}, got {describe(y)}")
+    model._check_input(X[:1])
+    return X, y
+
+
+def _check_targets(loss, model, X, y, name):
+    """Run the loss's own checks on the whole target array once, up front."""
+    out = model._forward(X[:1])
+    full = get_xp().zeros((y.shape[0],) + tuple(out.shape[1:]), dtype=out.dtype)
+    try:
+        return loss.check(full, y)
+    except (TypeError, ValueError) as e:
+        raise type(e)(str(e).replace("y:", f"{name}:", 1)) from None
+
+
+def _n_correct(loss, out, y):
+    pred = loss.predict(out)
+    if pred.ndim == 1 and y.ndim == 2:
+        y = y.argmax(axis=1)
+    return float((pred == y).mean()) * out.shape[0]
+
+
+def evaluate(model, loss, X, y, batch_size=1024):
+    """Mean loss and accuracy (None if the loss has no ``predict``) of ``model`` on (X, y)."""
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected an nnbook loss, got {type(loss).__name__}")
+    X, y = _prepare(model, X, y, ("X", "y"))
+    y = _check_targets(loss, model, X, y, "y")
+    return _evaluate(model, loss, X, y, batch_size)
+
+
+def _evaluate(model, loss, X, y, batch_size):
+    n = X.shape[0]
+    tot, correct = 0.0, 0.0
+    was_training = model.training
+    model.eval()
+    for i in range(0, n, batch_size):
+        xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+        out = model._forward(xb)
+        tot += loss._forward(out, yb) * xb.shape[0]
+        if loss.predict is not None:
+            correct += _n_correct(loss, out, yb)
+    model.train(was_training)
+    return tot / n, (correct / n if loss.predict is not None else None)
+
+
+def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True,
+        progress=True, callbacks=()):
+    """Train ``model`` with mini-batches and return a :class:`History`.
+
+    Data are moved to the active backend once and cast to the model's dtype
+    (copies; your arrays are never modified).  Batches are drawn in an order
+    shuffled by nnbook's seeded generator, so the same seed gives the same
+    history bit for bit.  ``progress``: a tqdm bar (a widget in notebooks,
+    text in terminals); ``False`` for silence.  ``callbacks``: functions
+    ``cb(epoch, history)`` called after each epoch (return True to stop).
+    Training metrics are averages over the epoch's batches.
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected an nnbook loss (e.g. nb.SoftmaxCrossEntropy()), "
+                        f"got {type(loss).__name__}")
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    X, y = _prepare(model, X, y, ("X", "y"))
+    y = _check_targets(loss, model, X, y, "y")
+    if val is not None:
+        if not (isinstance(val, (tuple, list)) and len(val) == 2):
+            raise TypeError(f"val: expected a tuple (X_val, y_val), got {type(val).__name__}")
+        Xv, yv = _prepare(model, val[0], val[1], ("val[0]", "val[1]"))
+        yv = _check_targets(loss, model, Xv, yv, "val[1]")
+    hist = History(loss=[], acc=[], val_loss=[], val_acc=[])
+    n = X.shape[0]
+    nb = -(-n // batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+        bar = tqdm(total=epochs * nb, unit="batch", desc="fit", leave=True)
+    has_acc = loss.predict is not None
+    model.train()
+    try:
+        for epoch in range(epochs):
+            tot, correct = 0.0, 0.0
+            for idx in iterate_minibatches(n, batch_size, shuffle):
+                if get_xp() is not np:
+                    idx = asarray(idx)
+                xb, yb = X[idx], y[idx]
+                out = model._forward(xb)
+                tot += loss._forward(out, yb) * len(idx)
+                if has_acc:
+                    correct += _n_correct(loss, out, yb)
+                model._backward(loss._backward(), need_dx=False)
+                opt.step()
+                opt.zero_grad()
+                if bar is not None:
+                    bar.update(1)
+            hist["loss"].append(tot / n)
+            hist["acc"].append(correct / n if has_acc else None)
+            if val is not None:
+                vl, va = _evaluate(model, loss, Xv, yv, 1024)
+                hist["val_loss"].append(vl)
+                hist["val_acc"].append(va)
+            if bar is not None:
+                post = {"loss": f"{hist['loss'][-1]:.4f}"}
+                if has_acc:
+                    post["acc"] = f"{hist['acc'][-1]:.4f}"
+                if val is not None and has_acc:
+                    post["val_acc"] = f"{hist['val_acc'][-1]:.4f}"
+                bar.set_postfix(post)
+            if any(cb(epoch, hist) for cb in callbacks):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if val is None:
+        del hist["val_loss"], hist["val_acc"]
+    return hist
