@@ -62,6 +62,8 @@ class Layer:
         self.training = True
         self._fresh = True        # grads hold zeros: the next backward may overwrite
         self._out_shape = None
+        self._reuse = False       # training loops may let layers reuse output buffers
+        self._bufs = {}
 
     # public, checked API -----------------------------------------------------------
     def forward(self, x):
@@ -87,16 +89,43 @@ class Layer:
         return [Param(self, k) for k in self.params]
 
     def zero_grad(self):
+        """Reset gradients to zero.
+
+        The zeros are a read-only broadcast view (no memory is written); the
+        next ``backward`` stores fresh gradients in the layer's own buffers.
+        """
         xp = get_xp()
-        for k, v in self.params.items():
-            self.grads[k] = xp.zeros_like(v)
+        zs = self._bufs.get("zeros")
+        if zs is None or any(zs.get(k) is None or zs[k].shape != v.shape or zs[k].dtype != v.dtype
+                             for k, v in self.params.items()):
+            zs = self._bufs["zeros"] = {
+                k: xp.broadcast_to(xp.zeros((), dtype=v.dtype), v.shape)
+                for k, v in self.params.items()}
+        self.grads.update(zs)
         self._fresh = True
+
+    def _buffer(self, key, shape, dtype):
+        """A persistent work array (reused across steps: fresh memory is slow)."""
+        b = self._bufs.get(key)
+        if b is None or b.shape != tuple(shape) or b.dtype != dtype:
+            b = self._bufs[key] = get_xp().empty(shape, dtype=dtype)
+        return b
+
+    def _grad_out(self, name):
+        """Where a fresh gradient may be written, or None if it must be added."""
+        if not self._fresh:
+            return None
+        p = self.params[name]
+        return self._buffer("grad_" + name, p.shape, p.dtype)
 
     def _accumulate(self, name, g):
         if self._fresh:
             self.grads[name] = g
         else:
             self.grads[name] = self.grads[name] + g
+
+    def _set_reuse(self, flag):
+        self._reuse = bool(flag)
 
     def train(self, mode=True):
         self.training = bool(mode)
@@ -148,20 +177,29 @@ class Dense(Layer):
         check_dtype_match("x", x, self.params["W"].dtype)
 
     def _forward(self, x):
+        xp = get_xp()
         self._x = x
-        out = x @ self.params["W"]
+        W = self.params["W"]
+        out = (xp.matmul(x, W, out=self._buffer("out", (x.shape[0], W.shape[1]), W.dtype))
+               if self._reuse else x @ W)
         if self.use_bias:
             out += self.params["b"]
         self._out_shape = out.shape
         return out
 
     def _backward(self, dout, need_dx=True):
-        x = self._x
-        self._accumulate("W", x.T @ dout)
+        xp = get_xp()
+        x, W = self._x, self.params["W"]
+        # dW = x^T dout (a transposed view goes straight to BLAS), db = sum_n dout
+        self._accumulate("W", xp.matmul(x.T, dout, out=self._grad_out("W")))
         if self.use_bias:
-            self._accumulate("b", dout.sum(axis=0))
+            self._accumulate("b", dout.sum(axis=0, out=self._grad_out("b")))
         self._fresh = False
-        return dout @ self.params["W"].T if need_dx else None
+        if not need_dx:
+            return None
+        if self._reuse:
+            return xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
+        return dout @ W.T
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
@@ -184,6 +222,21 @@ class ReLU(_Activation):
     """max(0, x); its derivative is taken as 0 at x = 0."""
     _f = staticmethod(F.relu_forward)
     _b = staticmethod(F.relu_backward)
+
+    def _forward(self, x):
+        if not self._reuse:
+            return super()._forward(x)
+        # inside a training loop the input is the previous layer's scratch output
+        xp = get_xp()
+        self._cache = mask = xp.greater(x, 0, out=self._buffer("mask", x.shape, bool))
+        xp.multiply(x, mask, out=x)
+        self._out_shape = x.shape
+        return x
+
+    def _backward(self, dout, need_dx=True):
+        if not self._reuse:
+            return super()._backward(dout, need_dx)
+        return get_xp().multiply(dout, self._cache, out=dout)
 
 
 class Sigmoid(_Activation):

@@ -81,6 +81,17 @@ class Sequential(Layer):
     def parameters(self):
         return [p for l in self.layers for p in l.parameters()]
 
+    def _set_reuse(self, flag):
+        """Let layers write outputs into persistent buffers (training loops only:
+        an output is then overwritten by the next forward)."""
+        from .layers import ReLU  # noqa: PLC0415
+        self._reuse = bool(flag)
+        prev = None
+        for l in self.layers:
+            # ReLU works in place on its input: only safe on a Dense's scratch output
+            l._set_reuse(flag and (not isinstance(l, ReLU) or type(prev) is Dense))
+            prev = l
+
     def zero_grad(self):
         for l in self.layers:
             l.zero_grad()

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_array, check_int, describe
+from ._checks import all_finite, check_array, check_int, describe
 from .backend import asarray, get_rng, get_xp
 from .losses import Loss
+from .optim import SGD
 
 __all__ = ["fit", "evaluate", "History", "accuracy", "iterate_minibatches"]
 
@@ -42,16 +43,15 @@ def iterate_minibatches(n, batch_size, shuffle=True, rng=None):
 
 
 def _prepare(model, X, y, name):
-    xp = get_xp()
     X = asarray(X)
     y = asarray(y)
-    check_array(name[0], X, floating=False)
+    check_array(name[0], X, floating=False, finite=False)
     if X.dtype.kind not in "fiub":
         raise TypeError(f"{name[0]}: expected numeric data, got dtype {X.dtype}")
     dtype = getattr(model, "dtype", None) or X.dtype
     if X.dtype != dtype:
         X = X.astype(dtype)          # a converted copy; the caller's array is untouched
-    if X.dtype.kind == "f" and not bool(xp.isfinite(X).all()):
+    if X.dtype.kind == "f" and not all_finite(X):
         raise ValueError(f"{name[0]}: expected finite values, got NaN/inf in {describe(X)}")
     check_array(name[1], y)
     if y.shape[0] != X.shape[0]:
@@ -135,19 +135,37 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
         bar = tqdm(total=epochs * nb, unit="batch", desc="fit", leave=True)
     has_acc = loss.predict is not None
     model.train()
+    reuse = hasattr(model, "_set_reuse")
+    if reuse:
+        model._set_reuse(True)
+    xp = get_xp()
+    xbuf = None
+    prescale = isinstance(opt, SGD) and opt._plain and type(opt)._update is SGD._update
     try:
         for epoch in range(epochs):
             tot, correct = 0.0, 0.0
             for idx in iterate_minibatches(n, batch_size, shuffle):
-                if get_xp() is not np:
+                if xp is not np:
                     idx = asarray(idx)
-                xb, yb = X[idx], y[idx]
+                if reuse and len(idx) == batch_size:
+                    if xbuf is None:
+                        xbuf = xp.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+                    xb = xp.take(X, idx, axis=0, out=xbuf)
+                else:
+                    xb = X[idx]
+                yb = y[idx]
                 out = model._forward(xb)
                 tot += loss._forward(out, yb) * len(idx)
                 if has_acc:
                     correct += _n_correct(loss, out, yb)
-                model._backward(loss._backward(), need_dx=False)
-                opt.step()
+                if prescale:
+                    # plain SGD: scale the loss gradient by lr once, so every
+                    # gradient comes out pre-multiplied and the step is p -= g
+                    model._backward(loss._backward(opt.lr), need_dx=False)
+                    opt._step_prescaled()
+                else:
+                    model._backward(loss._backward(), need_dx=False)
+                    opt.step()
                 opt.zero_grad()
                 if bar is not None:
                     bar.update(1)
@@ -167,6 +185,8 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
             if any(cb(epoch, hist) for cb in callbacks):
                 break
     finally:
+        if reuse:
+            model._set_reuse(False)
         if bar is not None:
             bar.close()
     if val is None:

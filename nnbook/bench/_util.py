@@ -1,0 +1,71 @@
+"""Shared benchmark helpers: machine description, thread limits, paired timing."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+
+
+def limit_threads(n: int) -> None:
+    """Ask BLAS/OpenMP pools for ``n`` threads (call before importing numpy, or via threadpoolctl)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def machine() -> dict:
+    import numpy as np  # noqa: PLC0415
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0], "numpy": np.__version__}
+    try:
+        import nnbook  # noqa: PLC0415
+        info["nnbook"] = nnbook.__version__
+    except ImportError:
+        pass
+    try:
+        cfg = np.show_config(mode="dicts")
+        info["numpy_blas"] = cfg["Build Dependencies"]["blas"]["name"]
+    except Exception:  # noqa: BLE001
+        pass
+    return info
+
+
+def stamp(command=None) -> dict:
+    return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": command or " ".join([os.path.basename(sys.executable), *sys.argv])}
+
+
+def timed(fn, pause=0.4):
+    """Time one call of ``fn`` with a pause first (lets the other thread pool go idle)."""
+    if pause:
+        time.sleep(pause)
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
