@@ -75,7 +75,7 @@ def build_parser():
     t.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=0.1)
+    t.add_argument("--lr", type=float, default=0.5)
     t.add_argument("--momentum", type=float, default=0.0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, default=0, help="train on the first N images only")
