@@ -18,6 +18,10 @@ from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .models import Sequential, load_model, mlp, register_layer
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .train import History, accuracy, evaluate, fit
+from .conv import AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Flatten, MaxPool2D
+from .lenet import LeNet5
+from . import (autodiff, conv, exercises, explorers, lenet, losses, models, optim,  # noqa: F401
+               results, schedules, train)
 
 __version__ = "0.1.0"
 
@@ -29,8 +33,10 @@ __all__ = [
     "Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MSE", "get_loss",
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad",
     "fit", "evaluate", "History", "accuracy",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "BatchNorm1d", "BatchNorm2d", "LeNet5",
     "numerical_gradient", "rel_error", "check_layer", "check_model", "check_loss",
-    "data", "functional", "gradcheck", "init", "neurons",
+    "data", "functional", "gradcheck", "init", "neurons", "autodiff", "conv", "exercises",
+    "explorers", "lenet", "losses", "models", "optim", "results", "schedules", "train",
 ]
 
 

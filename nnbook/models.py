@@ -119,23 +119,34 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)"
 
     # persistence ----------------------------------------------------------------------
+    def _state_slots(self):
+        # "i.name" -> (dict holding it, name): parameters and buffers (BatchNorm's
+        # running statistics), which a saved model needs to predict the same way
+        slots = {}
+        for i, l in enumerate(self.layers):
+            for k in l.params:
+                slots[f"{i}.{k}"] = (l.params, k)
+            for k in getattr(l, "buffers", {}) or {}:
+                slots[f"{i}.{k}"] = (l.buffers, k)
+        return slots
+
     def state_dict(self):
-        return {f"{i}.{k}": to_numpy(v).copy() for i, l in enumerate(self.layers)
-                for k, v in l.params.items()}
+        """Host copies of every parameter and buffer, keyed ``"<layer index>.<name>"``."""
+        return {key: to_numpy(d[k]).copy() for key, (d, k) in self._state_slots().items()}
 
     def load_state_dict(self, state):
-        own = {f"{i}.{k}": (l, k) for i, l in enumerate(self.layers) for k in l.params}
+        own = self._state_slots()
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
         if missing or extra:
             raise ValueError(f"state: keys do not match the model (missing {missing}, "
                              f"unexpected {extra})")
-        for key, (l, k) in own.items():
+        for key, (d, k) in own.items():
             v = np.asarray(state[key])
-            if v.shape != tuple(l.params[k].shape):
-                raise ValueError(f"state[{key!r}]: expected shape {tuple(l.params[k].shape)}, "
+            if v.shape != tuple(d[k].shape):
+                raise ValueError(f"state[{key!r}]: expected shape {tuple(d[k].shape)}, "
                                  f"got {v.shape}")
-            l.params[k] = asarray(v.astype(l.params[k].dtype))
+            d[k] = asarray(v.astype(d[k].dtype))
         return self
 
     def save(self, path):
@@ -184,3 +195,11 @@ def mlp(sizes, activation="relu", init="he", dtype=None):
         if i < len(sizes) - 2:
             layers.append(acts[activation]())
     return Sequential(*layers)
+
+
+def __getattr__(name):
+    # ``nb.models.LeNet5`` lives in nnbook.lenet (which imports this module).
+    if name == "LeNet5":
+        from .lenet import LeNet5  # noqa: PLC0415
+        return LeNet5
+    raise AttributeError(f"module 'nnbook.models' has no attribute {name!r}")

@@ -58,7 +58,7 @@ class SGD(Optimizer):
     step); g = g + μ·b if nesterov else b; p = p - lr·g.
     """
 
-    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
+    def __init__(self, params, lr=0.001, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
         super().__init__(params, lr)
         self.momentum = check_positive("momentum", momentum, allow_zero=True)

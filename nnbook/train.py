@@ -63,7 +63,13 @@ def _prepare(model, X, y, name):
 
 def _check_targets(loss, model, X, y, name):
     """Run the loss's own checks on the whole target array once, up front."""
-    out = model._forward(X[:1])
+    # an eval-mode probe, so BatchNorm statistics are not nudged by the check
+    was_training = model.training
+    model.eval()
+    try:
+        out = model._forward(X[:1])
+    finally:
+        model.train(was_training)
     full = get_xp().zeros((y.shape[0],) + tuple(out.shape[1:]), dtype=out.dtype)
     try:
         return loss.check(full, y)
@@ -141,6 +147,10 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     xp = get_xp()
     xbuf = None
     prescale = isinstance(opt, SGD) and opt._plain and type(opt)._update is SGD._update
+    # gradients left over from a manual backward would otherwise be added to the first step
+    if hasattr(model, "zero_grad"):
+        model.zero_grad()
+    opt.zero_grad()
     try:
         for epoch in range(epochs):
             tot, correct = 0.0, 0.0

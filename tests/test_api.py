@@ -83,3 +83,58 @@ def test_cli_train_mlp_small():
     assert r.returncode == 0, r.stderr
     acc = float(r.stdout.split("test acc")[1].split()[0])
     assert acc > 0.85, r.stdout
+
+
+def test_save_load_keeps_batchnorm_running_statistics(tmp_path):
+    nb.seed(0)
+    m = nb.Sequential(nb.Conv2D(1, 2, 3), nb.BatchNorm2d(2), nb.ReLU(), nb.Flatten(),
+                      nb.Dense(2 * 4 * 4, 3))
+    X = np.random.default_rng(0).random((4, 1, 6, 6)).astype("float32")
+    m.forward(X)
+    m.forward(X * 2)
+    m.eval()
+    m.save(tmp_path / "m.npz")
+    m2 = nb.load_model(tmp_path / "m.npz")
+    m2.eval()
+    assert "1.running_mean" in m.state_dict()
+    np.testing.assert_array_equal(m.predict(X), m2.predict(X))
+
+
+def test_fit_checks_targets_without_touching_batchnorm_statistics():
+    nb.seed(0)
+    m = nb.Sequential(nb.Conv2D(1, 2, 3), nb.BatchNorm2d(2), nb.ReLU(), nb.Flatten(),
+                      nb.Dense(2 * 2 * 2, 3))
+    X = np.random.default_rng(1).random((8, 1, 4, 4)).astype("float32")
+    before = nb.to_numpy(m.layers[1].buffers["running_mean"]).copy()
+    with pytest.raises(ValueError):
+        nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.1), X,
+               np.full(8, 7), epochs=1, progress=False)   # labels out of range
+    np.testing.assert_array_equal(nb.to_numpy(m.layers[1].buffers["running_mean"]), before)
+
+
+def test_fit_discards_gradients_left_by_a_manual_backward():
+    X = np.random.default_rng(2).random((16, 5)).astype("float32")
+    y = np.arange(16) % 3
+
+    def run(stale):
+        nb.seed(0)
+        m = nb.mlp([5, 4, 3])
+        loss = nb.SoftmaxCrossEntropy()
+        if stale:
+            loss.forward(m.forward(X * 100), y)
+            m.backward(loss.backward())
+        nb.fit(m, loss, nb.SGD(m.parameters(), lr=0.1), X, y, epochs=1, batch_size=16,
+               shuffle=False, progress=False)
+        return m.state_dict()
+
+    a, b = run(False), run(True)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_sgd_default_learning_rate_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    import inspect
+    default = inspect.signature(torch.optim.SGD.__init__).parameters["lr"].default
+    m = nb.mlp([2, 2])
+    assert nb.SGD(m.parameters()).lr == default
