@@ -66,6 +66,8 @@ __all__ = [
     # the thesis as printed (wrong), for the errata
     "sigmoid_derivative_as_printed", "input_gradients_as_printed",
     "softmax_xent_gradient_eq_3_21_as_printed",
+    # a picture
+    "draw_network",
 ]
 
 
@@ -572,6 +574,7 @@ def forward_one_hidden(x, W0, b1, W1, b2, hidden="relu"):
     b1 = _vector("b1", b1, P, " (one bias per hidden neuron)")
     b2 = _vector("b2", b2, K, " (one bias per softmax neuron)")
     z0 = _vector("x", x, I, f" (W0 has {I} rows)")
+    hidden = _activation("hidden", hidden)
     a1, z1 = layer_forward(z0, W0, b1, hidden)
     Z, _ = layer_forward(z1, W1, b2, "identity")
     O = softmax(Z)
@@ -603,6 +606,7 @@ def backprop_one_hidden(x, y, W0, b1, W1, b2, hidden="relu", reduction="mean"):
     ``gradient_Z`` / ``gradient_h1`` are then only in ``per_sample``.
     """
     reduction = _reduction(reduction)
+    hidden = _activation("hidden", hidden)
     W0 = _matrix("W0", W0)
     I, P = W0.shape
     W1 = _matrix("W1", W1, P, None, f" (one row per hidden neuron: W0 has {P} columns)")
@@ -650,6 +654,7 @@ def forward_two_hidden(x, W0, b1, W1, b2, W2, b3, h1="relu", h2="sigmoid"):
     b2 = _vector("b2", b2, P, " (one bias per h2 neuron)")
     b3 = _vector("b3", b3, K, " (one bias per softmax neuron)")
     z0 = _vector("x", x, I, f" (W0 has {I} rows)")
+    h1, h2 = _activation("h1", h1), _activation("h2", h2)
     a1, z1 = layer_forward(z0, W0, b1, h1)
     a2, z2 = layer_forward(z1, W1, b2, h2)
     Z, _ = layer_forward(z2, W2, b3, "identity")
@@ -667,6 +672,7 @@ def backprop_two_hidden(x, y, W0, b1, W1, b2, W2, b3, h1="relu", h2="sigmoid",
     forward values.  Batches as in :func:`backprop_one_hidden`.
     """
     reduction = _reduction(reduction)
+    h1, h2 = _activation("h1", h1), _activation("h2", h2)
     W0 = _matrix("W0", W0)
     I = W0.shape[0]
     W2 = _matrix("W2", W2)
@@ -706,6 +712,7 @@ def forward_sigmoid_bce(x, W0, b1, W1, b2, hidden="relu"):
     b1 = _vector("b1", b1, P, " (one bias per hidden neuron)")
     b2 = _vector("b2", b2, 1, " (the output neuron's bias)")
     z0 = _vector("x", x, I, f" (W0 has {I} rows)")
+    hidden = _activation("hidden", hidden)
     a1, z1 = layer_forward(z0, W0, b1, hidden)
     a_hat, z_hat = layer_forward(z1, W1, b2, "sigmoid")
     return {"z0": z0, "a1": a1, "z1": z1, "a_hat": a_hat[0], "z_hat": z_hat[0]}
@@ -724,6 +731,7 @@ def backprop_sigmoid_bce(x, y, W0, b1, W1, b2, hidden="relu", reduction="mean"):
     A batch is averaged as nnbook's :class:`~nnbook.BinaryCrossEntropy` does.
     """
     reduction = _reduction(reduction)
+    hidden = _activation("hidden", hidden)
     W0 = _matrix("W0", W0)
     I = W0.shape[0]
     W1 = _matrix("W1", W1)
@@ -779,9 +787,10 @@ def _check_stack(weights, biases, activations):
         raise TypeError("weights: expected a list [W^0, ..., W^L] of 2-D arrays")
     L = len(weights) - 1
     if not isinstance(biases, (list, tuple)) or len(biases) != L + 1:
+        got = (f"{len(biases)}" if isinstance(biases, (list, tuple))
+               else type(biases).__name__)
         raise ValueError(f"biases: expected a list of {L + 1} bias vectors [b^1, ..., "
-                         f"b^{L + 1}] (one per weight matrix), got "
-                         f"{len(biases) if isinstance(biases, (list, tuple)) else type(biases).__name__}")
+                         f"b^{L + 1}] (one per weight matrix), got {got}")
     if isinstance(activations, str):
         activations = [activations] * L
     if not isinstance(activations, (list, tuple)) or len(activations) != L:
@@ -869,3 +878,51 @@ def backprop_layers(x, y, weights, biases, activations="relu", reduction="mean")
            "gradient_input": np.stack([s["gradient_input"] * scale for s in per_sample]),
            "E": sum(s["E"] for s in per_sample) * scale, "per_sample": per_sample}
     return out
+
+
+# --- a picture of the network --------------------------------------------------------
+
+def draw_network(sizes, ax=None, layer_names=None, highlight=None):
+    """Draw a fully connected network with the thesis's labels n^l_j.
+
+    ``sizes``: neurons per layer, e.g. ``[2, 3, 3]`` for §3.1.2's network.
+    ``layer_names``: captions under each layer (default input, h1, ..., softmax).
+    ``highlight``: optional ``(layer, j)``: the weights leaving neuron j of that layer
+    towards the next layer and the weights entering it are drawn in colour (the
+    'paths' of thesis Figs. 3.5, 3.8).  Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
+            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+                   for s in sizes)):
+        raise ValueError(f"sizes: expected a list of at least 2 positive ints, got {sizes!r}")
+    L = len(sizes)
+    if layer_names is None:
+        layer_names = ["input"] + [f"h{i}" for i in range(1, L - 1)] + ["softmax"]
+    if len(layer_names) != L:
+        raise ValueError(f"layer_names: expected {L} names, got {len(layer_names)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.8 * L + 1, 0.9 * max(sizes) + 1.2))
+    top = max(sizes)
+    pos = [[(l, (sizes[l] - 1) / 2 - j) for j in range(sizes[l])] for l in range(L)]
+    for l in range(L - 1):
+        for j, (x0, y0) in enumerate(pos[l]):
+            for k, (x1, y1) in enumerate(pos[l + 1]):
+                hot = highlight is not None and (
+                    (highlight[0] == l and highlight[1] == j)
+                    or (highlight[0] == l + 1 and highlight[1] == k))
+                ax.plot([x0, x1], [y0, y1], color="C3" if hot else "0.7",
+                        lw=2 if hot else 0.8, zorder=1)
+    for l in range(L):
+        for j, (x, y) in enumerate(pos[l]):
+            ax.add_patch(plt.Circle((x, y), 0.22, facecolor="white", edgecolor="C0", lw=1.5,
+                                    zorder=2))
+            label = f"$n^{{{l}}}_{{{j}}}$" if l < L - 1 else f"$O_{{{j}}}$"
+            ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=3)
+        ax.text(l, -(top - 1) / 2 - 0.75, layer_names[l], ha="center", va="top", fontsize=10)
+    ax.set_xlim(-0.5, L - 0.5)
+    ax.set_ylim(-(top - 1) / 2 - 1.1, (top - 1) / 2 + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
