@@ -280,12 +280,12 @@ class LRFinderResult:
 
     ``lrs``: the rate of each mini-batch step; ``losses``: the bias-corrected
     exponentially smoothed loss; ``raw_losses``: the unsmoothed batch losses;
-    ``suggested_lr``: a rate inside the longest stretch over which the
-    smoothed loss keeps falling, two fifths of the way along it (fastai's
-    "valley" rule, robust to noise); ``steepest_lr``: the rate where the
-    smoothed loss falls fastest against log lr (noisier); ``min_loss_lr``:
-    the rate of the lowest smoothed loss (a tenth of it is another rule of
-    thumb);
+    ``min_loss_lr``: the rate of the lowest smoothed loss;
+    ``suggested_lr``: a tenth of it, the classic rule of thumb (a rate safely
+    below the point where the loss turns up); ``steepest_lr``: where the
+    smoothed loss falls fastest against log lr; ``valley_lr``: two fifths of
+    the way along the longest stretch over which the smoothed loss keeps
+    falling (fastai's "valley" rule, usually more conservative);
     ``diverged``: whether the test stopped early because the loss blew up.
     """
 
@@ -293,8 +293,9 @@ class LRFinderResult:
     losses: np.ndarray
     raw_losses: np.ndarray
     suggested_lr: float
-    steepest_lr: float
     min_loss_lr: float
+    steepest_lr: float
+    valley_lr: float
     diverged: bool
 
     def __iter__(self):
@@ -311,8 +312,9 @@ def lr_finder(model_factory, loss, X, y, optimizer=None, start_lr=1e-7, end_lr=1
     exponential moving average (factor ``smooth``, bias-corrected); the test
     stops once the smoothed loss exceeds ``diverge_factor`` times its best
     value (or becomes NaN/inf).  ``optimizer(params, lr)`` builds the
-    optimizer (default: SGD with momentum 0.9).  ``skip_start`` first points
-    are ignored when choosing the suggestion.  Returns :class:`LRFinderResult`.
+    optimizer (default: SGD with momentum 0.9).  The first ``skip_start``
+    points are ignored by the suggestions.  Returns :class:`LRFinderResult`;
+    ``suggested_lr`` is a tenth of the rate at the smoothed loss's minimum.
     """
     from .losses import Loss  # noqa: PLC0415
     from .train import _check_targets, _prepare  # noqa: PLC0415
@@ -385,11 +387,12 @@ def lr_finder(model_factory, loss, X, y, optimizer=None, start_lr=1e-7, end_lr=1
     if len(l_ok) >= 2:
         slope = np.gradient(s_ok, np.log(l_ok))
         steepest = float(l_ok[int(np.argmin(slope))])
-        suggested = float(l_ok[_valley(s_ok)])
+        valley = float(l_ok[_valley(s_ok)])
     else:
-        steepest = suggested = float(lrs[0])
+        steepest = valley = float(lrs[0])
     min_loss_lr = float(l_ok[int(np.argmin(s_ok))]) if len(l_ok) else float(lrs[0])
-    return LRFinderResult(lrs, smoothed, raw, suggested, steepest, min_loss_lr, diverged)
+    return LRFinderResult(lrs, smoothed, raw, min_loss_lr / 10, min_loss_lr, steepest, valley,
+                          diverged)
 
 
 def _valley(losses):
@@ -419,12 +422,13 @@ def plot_lr_finder(result, ax=None, show_raw=True):
     if show_raw:
         ax.plot(result.lrs, result.raw_losses, color="0.75", lw=0.8, label="batch loss")
     ax.plot(result.lrs, result.losses, lw=2, label="smoothed loss")
+    ax.axvline(result.min_loss_lr, color="0.4", ls=":", label=f"min loss: {result.min_loss_lr:.2g}")
     ax.axvline(result.suggested_lr, color="C3", ls="--",
-               label=f"suggested (valley): {result.suggested_lr:.2g}")
+               label=f"suggested (min/10): {result.suggested_lr:.2g}")
     ax.axvline(result.steepest_lr, color="C1", ls="-.",
                label=f"steepest descent: {result.steepest_lr:.2g}")
-    ax.axvline(result.min_loss_lr / 10, color="C2", ls=":",
-               label=f"min-loss lr / 10: {result.min_loss_lr / 10:.2g}")
+    ax.axvline(result.valley_lr, color="C2", ls=(0, (1, 3)),
+               label=f"valley: {result.valley_lr:.2g}")
     ax.set_xscale("log")
     finite = result.losses[np.isfinite(result.losses)]
     if finite.size:
@@ -467,10 +471,15 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     ``norm_type``-norm of all gradients concatenated (``float("inf")``: the
     largest absolute entry); every gradient is multiplied in place by
     ``min(1, max_norm / (total + 1e-6))``.  Returns the total norm *before*
-    clipping.  ``params``: a list of Params or a model.
+    clipping (``max_norm=float("inf")`` only measures it).  ``params``: a list of Params or a model.
     """
     params = _as_params(params)
-    max_norm = check_positive("max_norm", max_norm)
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer,
+                                                               np.floating)):
+        raise TypeError(f"max_norm: expected a number, got {type(max_norm).__name__}")
+    max_norm = float(max_norm)
+    if not max_norm > 0:            # inf is allowed (measure without clipping); NaN is not
+        raise ValueError(f"max_norm: expected a number > 0 (inf allowed), got {max_norm}")
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
         raise TypeError(f"norm_type: expected a number, got {type(norm_type).__name__}")
     norm_type = float(norm_type)
