@@ -1,0 +1,341 @@
+"""Tests of nnbook.metaheuristics: flattening, batched population evaluation,
+DE/SHADE operators and memory update, and the algorithms on test functions."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nnbook as nb
+from nnbook import metaheuristics as mh
+
+
+def shifted(f, offset):
+    """f(x - offset): moves the optimum away from the centre of the box
+    (SHADE-ILS starts at the centre, which would make a centred optimum trivial)."""
+    return lambda P: f(np.atleast_2d(P) - offset)
+
+
+# ---------------------------------------------------------------------------------------
+# flatten / unflatten and batched evaluation
+# ---------------------------------------------------------------------------------------
+def test_flat_round_trip_and_count():
+    m = nb.mlp([5, 7, 3])
+    assert mh.param_count(m) == 5 * 7 + 7 + 7 * 3 + 3 == m.num_parameters()
+    v = mh.get_flat(m)
+    assert v.dtype == np.float64 and v.shape == (mh.param_count(m),)
+    np.testing.assert_array_equal(v[:35], nb.to_numpy(m[0].params["W"]).ravel())
+    w = np.random.default_rng(0).normal(size=v.shape)
+    w_copy = w.copy()
+    mh.set_flat(m, w)
+    np.testing.assert_array_equal(w, w_copy)                       # input untouched
+    np.testing.assert_allclose(mh.get_flat(m), w.astype(np.float32), rtol=0, atol=0)
+    assert m[2].params["b"].dtype == np.float32                     # dtype kept
+    np.testing.assert_allclose(nb.to_numpy(m[2].params["W"]), w[42:42 + 21].reshape(7, 3)
+                               .astype(np.float32))
+
+
+def test_set_flat_errors():
+    m = nb.mlp([2, 3, 1])
+    with pytest.raises(ValueError, match="length 13"):
+        mh.set_flat(m, np.zeros(12))
+    with pytest.raises(TypeError, match="floating"):
+        mh.set_flat(m, np.zeros(13, dtype=np.int64))
+    with pytest.raises(ValueError, match="finite"):
+        mh.set_flat(m, np.full(13, np.nan))
+    with pytest.raises(TypeError, match="model"):
+        mh.get_flat("not a model")
+
+
+def _one_by_one(model, loss, P, X, y):
+    saved = mh.get_flat(model)
+    out = []
+    for row in P:
+        mh.set_flat(model, row)
+        out.append(loss.forward(model.forward(X), y))
+    mh.set_flat(model, saved)
+    return np.array(out)
+
+
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), pop=st.integers(1, 7),
+       n=st.integers(1, 9), act=st.sampled_from(["relu", "tanh", "sigmoid"]),
+       kind=st.sampled_from(["labels", "onehot", "mse", "bce"]))
+def test_batched_equals_member_by_member(sizes, pop, n, act, kind):
+    nb.set_default_dtype("float64")
+    try:
+        rng = np.random.default_rng(len(sizes) * 100 + pop * 10 + n)
+        k = sizes[-1]
+        if kind in ("labels", "onehot") and k < 2:
+            sizes = sizes[:-1] + [2]
+            k = 2
+        m = nb.mlp(sizes, activation=act)
+        X = rng.normal(size=(n, sizes[0]))
+        if kind == "labels":
+            loss, y = nb.SoftmaxCrossEntropy(), rng.integers(k, size=n)
+        elif kind == "onehot":
+            loss, y = nb.SoftmaxCrossEntropy(), np.eye(k)[rng.integers(k, size=n)]
+        elif kind == "mse":
+            loss, y = nb.MSE(), rng.normal(size=(n, k))
+        else:
+            loss, y = nb.BinaryCrossEntropy(), rng.integers(0, 2, size=(n, k)).astype(float)
+        P = rng.normal(size=(pop, mh.param_count(m)))
+        got = mh.population_loss(m, loss, P, X, y)
+        want = _one_by_one(m, loss, P, X, y)
+        assert got.shape == (pop,)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        # outputs too, and with a tiny chunk size (several batched passes)
+        Z = mh.population_forward(m, P, X, max_elems=1)
+        for r in range(pop):
+            mh.set_flat(m, P[r])
+            np.testing.assert_allclose(Z[r], m.forward(X), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(mh.population_loss(m, loss, P, X, y, max_elems=1), want,
+                                   rtol=1e-12, atol=1e-14)
+    finally:
+        nb.set_default_dtype("float32")
+
+
+def test_batched_float32_and_fallback_path():
+    rng = np.random.default_rng(1)
+    m = nb.mlp([4, 16, 3])
+    X = rng.normal(size=(50, 4)).astype(np.float32)
+    y = rng.integers(3, size=50)
+    P = rng.normal(size=(6, mh.param_count(m))) * 0.3
+    want = _one_by_one(m, nb.SoftmaxCrossEntropy(), P, X, y)
+    got = mh.population_loss(m, nb.SoftmaxCrossEntropy(), P, X, y)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+
+    class Scale(nb.Layer):               # a layer the batched path does not know
+        def __init__(self):
+            super().__init__()
+            self.params["s"] = np.ones(3, dtype=np.float32)
+            self.zero_grad()
+
+        def _forward(self, x):
+            self._out_shape = x.shape
+            return x * self.params["s"]
+
+    m2 = nb.Sequential(m[0], m[1], m[2], Scale())
+    P2 = np.hstack([P, rng.normal(size=(6, 3))])
+    before = mh.get_flat(m2)
+    np.testing.assert_allclose(mh.population_loss(m2, nb.SoftmaxCrossEntropy(), P2, X, y),
+                               _one_by_one(m2, nb.SoftmaxCrossEntropy(), P2, X, y), rtol=1e-6)
+    np.testing.assert_array_equal(mh.get_flat(m2), before)          # weights restored
+
+
+def test_population_errors():
+    m = nb.mlp([2, 3, 2])
+    X = np.zeros((4, 2), np.float32)
+    y = np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match=r"\(popsize, 17\)"):
+        mh.population_loss(m, nb.SoftmaxCrossEntropy(), np.zeros((3, 16)), X, y)
+    with pytest.raises(TypeError, match="loss"):
+        mh.population_loss(m, "mse", np.zeros((3, 17)), X, y)
+
+
+def test_netproblem_gradient_matches_finite_differences():
+    nb.set_default_dtype("float64")
+    try:
+        rng = np.random.default_rng(2)
+        m = nb.mlp([3, 4, 2], activation="tanh")
+        prob = mh.NetProblem(m, nb.SoftmaxCrossEntropy(), rng.normal(size=(10, 3)),
+                             rng.integers(2, size=10))
+        v = rng.normal(size=prob.dim)
+        f, g = prob.value_and_grad(v)
+        assert f == pytest.approx(float(prob(v[None])[0]), rel=1e-12)
+        num = np.zeros_like(v)
+        for i in range(v.size):
+            e = np.zeros_like(v)
+            e[i] = 1e-6
+            num[i] = (prob(v + e)[0] - prob(v - e)[0]) / 2e-6
+        assert nb.rel_error(g, num) < 1e-7
+        P = prob.init_population(5, rng)
+        np.testing.assert_array_equal(P[0], prob.x0)
+        assert np.all(P[1:, -2:] == 0)                                # output biases zero
+    finally:
+        nb.set_default_dtype("float32")
+
+
+# ---------------------------------------------------------------------------------------
+# operators and SHADE's adaptation
+# ---------------------------------------------------------------------------------------
+def test_lehmer_mean_and_memory_update_by_hand():
+    # two successes: (CR, F) = (0.2, 0.5) improved f by 1, (0.6, 0.9) by 3 -> w = (1/4, 3/4)
+    # M_CR = 0.25*0.2 + 0.75*0.6 = 0.5
+    # M_F  = (0.25*0.5^2 + 0.75*0.9^2) / (0.25*0.5 + 0.75*0.9) = 0.67 / 0.8 = 0.8375
+    M_CR, M_F = np.full(3, 0.5), np.full(3, 0.5)
+    a, b, k = mh.shade_memory_update(M_CR, M_F, 1, [0.2, 0.6], [0.5, 0.9], [1.0, 3.0])
+    assert k == 2
+    np.testing.assert_allclose(a, [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(b, [0.5, 0.8375, 0.5], rtol=1e-15)
+    assert M_F[1] == 0.5                                             # input untouched
+    assert mh.lehmer_mean([0.5, 0.9], [1, 3]) == pytest.approx(0.8375, rel=1e-15)
+    assert mh.lehmer_mean([0.5, 0.9], [1, 1]) > mh.weighted_mean([0.5, 0.9], [1, 1])
+    _, _, k = mh.shade_memory_update(a, b, 2, [0.3], [0.4], [2.0])
+    assert k == 0                                                     # wraps around H
+    a2, b2, k2 = mh.shade_memory_update(a, b, 2, [], [], [])
+    assert k2 == 2 and np.array_equal(a2, a) and np.array_equal(b2, b)   # no success
+
+
+def test_sample_cr_f_ranges_and_centres():
+    rng = np.random.default_rng(0)
+    CR, F, r = mh.sample_cr_f(np.full(5, 0.5), np.full(5, 0.5), rng, 20000)
+    assert CR.min() >= 0 and CR.max() <= 1 and F.min() > 0 and F.max() <= 1
+    assert abs(CR.mean() - 0.5) < 0.01
+    # redrawing F <= 0 conditions Cauchy(0.5, 0.1) on F > 0, which moves its median up:
+    # P(F <= 0) = 1/2 - atan(5)/pi; the median solves cdf(m) = P0 + (1 - P0)/2
+    p0 = 0.5 - math.atan(5) / math.pi
+    m = 0.5 + 0.1 * math.tan(math.pi * (p0 + (1 - p0) / 2 - 0.5))
+    assert abs(np.median(F) - m) < 0.005 and m > 0.505
+    assert set(np.unique(r)) == set(range(5))
+
+
+def test_de_operators():
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(6, 4))
+    V = mh.de_rand_1(P, np.array([1, 2, 3, 4, 5, 0]), np.array([2, 3, 4, 5, 0, 1]),
+                     np.array([3, 4, 5, 0, 1, 2]), 0.5)
+    np.testing.assert_allclose(V[0], P[1] + 0.5 * (P[2] - P[3]))
+    U = mh.binomial_crossover(P, V, 0.0, rng.random((6, 4)), np.array([0, 1, 2, 3, 0, 1]))
+    assert ((U != P).sum(axis=1) <= 1).all() and U[2, 2] == V[2, 2]   # CR=0: only j_rand
+    X = rng.uniform(-1, 1, size=(50, 3))
+    W = X + rng.normal(size=X.shape) * 5
+    for R in (mh.bounce_back(W, X, -1.0, 1.0, rng.random(W.shape)),
+              mh.midpoint_repair(W, X, -1.0, 1.0)):
+        assert R.min() >= -1 and R.max() <= 1
+        inside = np.abs(W) <= 1
+        np.testing.assert_array_equal(R[inside], W[inside])
+    M = mh.midpoint_repair(np.array([[-3.0, 5.0]]), np.array([[0.5, 0.2]]), -1.0, 1.0)
+    np.testing.assert_allclose(M, [[-0.25, 0.6]])
+
+
+# ---------------------------------------------------------------------------------------
+# algorithms on test functions
+# ---------------------------------------------------------------------------------------
+OFF = np.array([1.3, -0.7, 2.1, 0.4, -1.9, 0.8, -2.6, 1.1, 0.2, -0.3])
+
+
+@pytest.mark.parametrize("strategy", ["rand/1/bin", "current-to-pbest/1/bin"])
+def test_de_sphere_10d(strategy):
+    f = shifted(mh.sphere, OFF * 10)
+    r = mh.de(f, 10, bounds=(-100, 100), popsize=30, max_evals=25000, strategy=strategy, seed=1)
+    assert r.fun < 1e-8 and r.nfev <= 25000
+    assert np.all(np.diff(r.history) <= 0)
+
+
+def test_shade_sphere_rastrigin_rosenbrock():
+    r = mh.shade(shifted(mh.sphere, OFF * 10), 10, bounds=(-100, 100), popsize=30,
+                 max_evals=15000, seed=0)
+    assert r.fun < 1e-8
+    # Rastrigin in 5-D: the global basin (every coordinate rounds to the optimum's)
+    off5 = np.array([0.6, -1.4, 2.3, -0.2, 1.7])
+    r = mh.shade(shifted(mh.rastrigin, off5), 5, bounds=(-5.12, 5.12), popsize=30,
+                 max_evals=15000, seed=0)
+    assert r.fun < 1e-6 and np.all(np.abs(r.x - off5) < 0.5)
+    # Rosenbrock in 5-D: from ~1e5 down by many orders of magnitude
+    r = mh.shade(mh.rosenbrock, 5, bounds=(-5, 10), popsize=30, max_evals=15000, seed=0)
+    assert r.history[0] > 100 and r.fun < 1e-4
+
+
+def test_shade_ils_uses_local_search_and_restarts():
+    off = OFF[:10] * 2
+    prob = mh.FunctionProblem(shifted(mh.rosenbrock, off), 10,
+                              grad=lambda x: mh.rosenbrock_grad(x - off), bounds=(-5, 10))
+    r = mh.shade_ils(prob, bounds=(-5, 10), popsize=20, max_evals=6000, evals_de=500,
+                     evals_ls=200, seed=0)
+    assert r.fun < 1e-8 and r.nfev <= 6000
+    # (with seed=3, L-BFGS-B lands in 10-D Rosenbrock's local minimum f = 3.9866 and stays)
+    assert r.info["ls_usage"]["L-BFGS-B"] >= 1
+    # without a gradient L-BFGS-B falls back to counted finite differences
+    r2 = mh.shade_ils(shifted(mh.sphere, OFF), 10, bounds=(-5, 5), popsize=10, max_evals=3000,
+                      evals_de=300, evals_ls=300, seed=0)
+    assert r2.fun < 1e-8 and r2.nfev <= 3000
+    # a flat function never improves: restarts must fire
+    r3 = mh.shade_ils(lambda P: np.ones(len(P)), 3, bounds=(-1, 1), popsize=10, max_evals=2000,
+                      evals_de=50, evals_ls=10, seed=0)
+    assert r3.info["restarts"] >= 1 and r3.nfev <= 2000
+
+
+def test_hybrids_on_a_function_and_a_network():
+    off = OFF[:5]
+    prob = mh.FunctionProblem(shifted(mh.sphere, off), 5, grad=lambda x: 2 * (x - off),
+                              bounds=(-5, 5))
+    r = mh.shade_gd(prob, bounds=(-5, 5), max_evals=1000, popsize=10, evals_de=100,
+                    optimizer="adam", lr=0.1, epochs_per_ls=20, seed=0)
+    assert r.fun < 1e-3 and r.info["ls_usage"]["GD(adam)"] >= 1
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)                       # XOR-like quadrants
+    nb.seed(0)
+    net = mh.NetProblem(nb.mlp([2, 8, 2], init="glorot"), nb.SoftmaxCrossEntropy(), X, y)
+    f0 = float(net(net.x0)[0])
+    r = mh.shade_ils_gd(net, max_evals=600, popsize=10, evals_de=100, evals_ls=30, seed=0)
+    assert r.fun < 0.6 * f0 and r.nfev <= 600
+    assert set(r.info["ls_usage"]) == {"L-BFGS-B", "GD(adam)"}
+
+
+def test_seeding_budget_and_validation():
+    f = shifted(mh.sphere, OFF[:4])
+    a = mh.shade(f, 4, bounds=(-5, 5), popsize=8, max_evals=500, seed=7)
+    b = mh.shade(f, 4, bounds=(-5, 5), popsize=8, max_evals=500, seed=7)
+    c = mh.shade(f, 4, bounds=(-5, 5), popsize=8, max_evals=500, seed=8)
+    assert a.fun == b.fun and np.array_equal(a.x, b.x) and a.fun != c.fun
+    for alg in (mh.de, mh.shade):
+        r = alg(f, 4, bounds=(-5, 5), popsize=8, max_evals=101, seed=0)
+        assert r.nfev == 101 and len(r.history) == len(r.history_nfev)
+    stopped = mh.shade(f, 4, bounds=(-5, 5), popsize=8, max_evals=5000, seed=0,
+                       callback=lambda n, x, fx: n >= 80)
+    assert stopped.nfev < 100
+    with pytest.raises(ValueError, match="popsize"):
+        mh.shade(f, 4, bounds=(-5, 5), popsize=3, max_evals=100)
+    with pytest.raises(ValueError, match="max_evals"):
+        mh.de(f, 4, bounds=(-5, 5), popsize=10, max_evals=5)
+    with pytest.raises(ValueError, match="bounds"):
+        mh.de(f, 4, bounds=(1, -1), max_evals=100)
+    with pytest.raises(ValueError, match="bounds"):
+        mh.shade(f, 4, max_evals=100)                                # no bounds, no init_pop
+    with pytest.raises(ValueError, match="strategy"):
+        mh.de(f, 4, bounds=(-5, 5), max_evals=100, strategy="best/2/exp")
+    with pytest.raises(ValueError, match="CR"):
+        mh.de(f, 4, bounds=(-5, 5), max_evals=100, CR=1.5)
+    with pytest.raises(TypeError, match="seed"):
+        mh.de(f, 4, bounds=(-5, 5), max_evals=100, seed=1.5)
+    with pytest.raises(ValueError, match="dim"):
+        mh.de(f, bounds=(-5, 5), max_evals=100)
+    with pytest.raises(ValueError, match=r"\(popsize, 4\)"):
+        mh.shade(f, 4, init_pop=np.zeros((8, 3)), max_evals=100)
+
+
+def test_nan_objective_is_treated_as_worst():
+    def f(P):
+        v = mh.sphere(P)
+        v[P[:, 0] > 2] = np.nan
+        return v
+    r = mh.shade(f, 3, bounds=(-5, 5), popsize=10, max_evals=2000, seed=0)
+    assert math.isfinite(r.fun) and r.fun < 1e-6
+
+
+# ---------------------------------------------------------------------------------------
+# experiment helpers
+# ---------------------------------------------------------------------------------------
+def test_thesis_param_counts_and_metrics():
+    for L, want in mh.THESIS_PARAM_COUNTS.items():
+        assert mh.fastai_tabular_param_count(30, mh.MLP_HIDDEN[L], 2) == want
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    yt, yp = rng.integers(3, size=40), rng.integers(3, size=40)
+    assert mh.balanced_accuracy(yt, yp) == pytest.approx(sk.balanced_accuracy_score(yt, yp))
+    assert mh.accuracy(yt, yp) == pytest.approx(sk.accuracy_score(yt, yp))
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    assert mh.r2_score(a, b) == pytest.approx(sk.r2_score(a, b))
+    assert mh.mse(a, b) == pytest.approx(sk.mean_squared_error(a, b))
+
+
+def test_load_dataset_tabular():
+    pytest.importorskip("sklearn")
+    d = mh.load_dataset("breast_cancer", seed=42)
+    assert d["task"] == "classification" and d["n_out"] == 2
+    assert abs(d["X_train"].mean(0)).max() < 1e-5 and abs(d["X_train"].std(0) - 1).max() < 1e-4
+    assert len(d["X_train"]) + len(d["X_val"]) + len(d["X_test"]) <= 569
+    r = mh.load_dataset("diabetes", seed=42)
+    assert r["y_train"].shape[1] == 1 and abs(float(r["y_train"].mean())) < 1e-5
