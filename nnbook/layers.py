@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blas
 from . import functional as F
 from . import init as _init
 from ._checks import check_array, check_dtype_match, check_int, describe
@@ -187,7 +188,13 @@ class Dense(Layer):
         self._out_shape = out.shape
         return out
 
+    # set by nb.fit for plain SGD whose loss gradient is pre-scaled by the learning
+    # rate: backward then applies the step itself (see _backward_sgd)
+    _sgd_step = False
+
     def _backward(self, dout, need_dx=True):
+        if self._sgd_step:
+            return self._backward_sgd(dout, need_dx)
         xp = get_xp()
         x, W = self._x, self.params["W"]
         # dW = x^T dout (a transposed view goes straight to BLAS), db = sum_n dout
@@ -200,6 +207,25 @@ class Dense(Layer):
         if self._reuse:
             return xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
         return dout @ W.T
+
+    def _backward_sgd(self, dout, need_dx):
+        """Backward and plain-SGD step in one: ``dout`` already carries the learning
+        rate, so the step is ``W -= x^T dout`` and ``b -= sum_n dout``.  The weight
+        update runs inside the GEMM (``beta = 1``, :mod:`nnbook._blas`) instead of a
+        gradient buffer plus a second pass over W.  dx uses the weights *before* the
+        step, as backpropagation requires."""
+        xp = get_xp()
+        x, W = self._x, self.params["W"]
+        dx = None
+        if need_dx:
+            dx = (xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
+                  if self._reuse else dout @ W.T)
+        if not _blas.gemm_tn_update(W, x, dout):
+            W -= xp.matmul(x.T, dout, out=self._buffer("grad_W", W.shape, W.dtype))
+        if self.use_bias:
+            b = self.params["b"]
+            b -= dout.sum(axis=0, out=self._buffer("grad_b", b.shape, b.dtype))
+        return dx
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,

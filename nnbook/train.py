@@ -5,6 +5,7 @@ import numpy as np
 
 from ._checks import all_finite, check_array, check_int, describe
 from .backend import asarray, get_rng, get_xp
+from .layers import Dense
 from .losses import Loss
 from .optim import SGD
 
@@ -147,11 +148,22 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     xp = get_xp()
     xbuf = None
     prescale = isinstance(opt, SGD) and opt._plain and type(opt)._update is SGD._update
+    # plain SGD: Dense layers (used once, both parameters optimized) take the step
+    # inside their backward pass, fused into the weight-gradient GEMM
+    fused, skip = [], set()
+    if prescale and hasattr(model, "layers"):
+        owned = {(id(p.layer), p.name) for p in opt.params}
+        ids = [id(l) for l in model.layers]
+        fused = [l for l in model.layers if type(l) is Dense and ids.count(id(l)) == 1
+                 and all((id(l), k) in owned for k in l.params)]
+        skip = {(id(l), k) for l in fused for k in l.params}
     # gradients left over from a manual backward would otherwise be added to the first step
     if hasattr(model, "zero_grad"):
         model.zero_grad()
     opt.zero_grad()
     try:
+        for l in fused:
+            l._sgd_step = True
         for epoch in range(epochs):
             tot, correct = 0.0, 0.0
             for idx in iterate_minibatches(n, batch_size, shuffle):
@@ -172,7 +184,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                     # plain SGD: scale the loss gradient by lr once, so every
                     # gradient comes out pre-multiplied and the step is p -= g
                     model._backward(loss._backward(opt.lr), need_dx=False)
-                    opt._step_prescaled()
+                    opt._step_prescaled(skip)
                 else:
                     model._backward(loss._backward(), need_dx=False)
                     opt.step()
@@ -195,6 +207,8 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
             if any(cb(epoch, hist) for cb in callbacks):
                 break
     finally:
+        for l in fused:
+            l._sgd_step = False
         if reuse:
             model._set_reuse(False)
         if bar is not None:

@@ -208,3 +208,50 @@ def test_fit_history_and_validation():
     h2 = nb.fit(model, nb.MSE(), nb.Adam(model.parameters()), X, np.zeros((300, 3)), epochs=1,
                 progress=False)
     assert h2["acc"] == [None]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_gemm_update_matches_numpy(dtype):
+    from nnbook import _blas
+    rng = np.random.default_rng(0)
+    x, d = rng.standard_normal((13, 7)).astype(dtype), rng.standard_normal((13, 5)).astype(dtype)
+    W = rng.standard_normal((7, 5)).astype(dtype)
+    want = W - x.T @ d
+    if not _blas.available():
+        pytest.skip("NumPy's CBLAS symbols not found: fit uses the two-pass update")
+    assert _blas.gemm_tn_update(W, x, d)
+    assert_close(W, want, 1e-6 if dtype == "float32" else 1e-13)
+    # views, wrong shapes and mixed dtypes are refused (nothing written)
+    W2 = W.copy()
+    assert not _blas.gemm_tn_update(W2, np.asfortranarray(x), d)
+    assert not _blas.gemm_tn_update(W2, x[:, :6], d)
+    assert not _blas.gemm_tn_update(W2, x.astype("float16"), d)
+    assert np.array_equal(W2, W)
+
+
+def test_fit_plain_sgd_takes_the_fused_step_and_matches_the_public_api(monkeypatch):
+    from nnbook import _blas
+    calls = []
+    orig = _blas.gemm_tn_update
+    monkeypatch.setattr(_blas, "gemm_tn_update", lambda *a: calls.append(orig(*a)) or calls[-1])
+    X, y = nb.data.spirals(100, seed=2)          # 100 = 6 batches of 16 and a ragged 4
+    X = X.astype(np.float32)
+    nb.seed(1)
+    a = nb.mlp([2, 8, 8, 3])
+    nb.seed(5)
+    nb.fit(a, nb.SoftmaxCrossEntropy(), nb.SGD(a.parameters(), lr=0.2), X, y, epochs=2,
+           batch_size=16, progress=False)
+    assert len(calls) == 3 * 7 * 2 and (all(calls) or not _blas.available())
+    assert not any(getattr(l, "_sgd_step", False) for l in a.layers)   # off after fit
+    nb.seed(1)
+    b = nb.mlp([2, 8, 8, 3])
+    loss, opt = nb.SoftmaxCrossEntropy(), nb.SGD(b.parameters(), lr=0.2)
+    nb.seed(5)
+    for _ in range(2):
+        for idx in nb.train.iterate_minibatches(len(X), 16):
+            loss.forward(b.forward(X[idx]), y[idx])
+            b.backward(loss.backward())
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert_close(p.value, q.value, 1e-5)
