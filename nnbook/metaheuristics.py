@@ -4,8 +4,11 @@ their hybrids with gradient descent.
 A network's parameters are one point of R^D (:func:`get_flat` / :func:`set_flat`);
 a metaheuristic moves a *population* of such points, stored as the rows of a
 matrix P of shape (popsize, D).  :func:`population_loss` evaluates the loss of
-every row in one batched pass (for an MLP: ``X @ W[p]`` over the population
-axis, with the array module of :func:`nnbook.get_xp`, so it runs on CuPy too).
+every row in one batched pass for an MLP (``X @ W[p]`` over the population
+axis, with the array module of :func:`nnbook.get_xp`, so it runs on CuPy too),
+and member by member for a convolutional network such as LeNet-5 (layer by
+layer over chunks of the data; a BatchNorm layer in training mode normalises
+with the statistics of the whole data, see :func:`calibrate_batchnorm`).
 
 Algorithms (all minimise; all take ``seed`` and a budget ``max_evals`` in
 function evaluations, and return an :class:`OptimizeResult` with the best point
@@ -35,6 +38,7 @@ backward pass costs about two more forwards; wall-clock time is reported too.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -45,13 +49,14 @@ from . import functional as F
 from . import init as _init
 from ._checks import check_array, check_choice, check_int, check_positive, describe
 from .backend import asarray, get_xp, to_numpy
+from .conv import AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Flatten, MaxPool2D
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Softmax, Tanh
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .models import Sequential
 
 __all__ = [
     "param_count", "get_flat", "set_flat", "population_forward", "population_loss",
-    "NetProblem", "FunctionProblem", "OptimizeResult",
+    "calibrate_batchnorm", "NetProblem", "FunctionProblem", "OptimizeResult",
     "de", "shade", "shade_ils", "shade_gd", "shade_ils_gd",
     "LBFGSB", "GradientDescentLS", "make_optimizer",
     "lehmer_mean", "weighted_mean", "shade_memory_update", "sample_cr_f",
@@ -208,12 +213,217 @@ def _chunk_rows(pop, N, plan, max_elems):
     return max(1, min(pop, int(max_elems // max(1, N * width))))
 
 
-def population_forward(model, P, X, max_elems=2 ** 25):
+# ---------------------------------------------------------------------------------------
+# member-by-member evaluation of other networks (convolutions, pooling, BatchNorm)
+# ---------------------------------------------------------------------------------------
+_BN = (BatchNorm1d, BatchNorm2d)
+_PER_EXAMPLE = (Conv2D, MaxPool2D, AvgPool2D, Flatten, Dense, ReLU, Sigmoid, Tanh, Identity,
+                Softmax)
+_CHUNKABLE_LOSSES = (SoftmaxCrossEntropy, BinaryCrossEntropy, MSE)
+
+
+def _chunkable(model):
+    """True when ``model`` is a Sequential whose layers :class:`_Chunked` knows
+    (exact types: a subclass may compute something else)."""
+    return isinstance(model, Sequential) and all(
+        type(l) in _PER_EXAMPLE or type(l) in _BN for l in model.layers)
+
+
+def _replica(layer):
+    """A shallow copy of ``layer`` that shares its parameters but has its own
+    caches, gradients and work buffers (one per chunk of the data)."""
+    r = copy.copy(layer)
+    r.grads, r._bufs, r._fresh, r._reuse = {}, {}, True, False
+    if hasattr(r, "_plan"):
+        r._plan = None                 # a convolution's lowering buffers are per geometry
+    r.zero_grad()
+    return r
+
+
+class _Chunked:
+    """A Sequential run *layer by layer* over chunks of the data.
+
+    Every layer but batch normalisation acts on each example on its own, so it
+    runs chunk by chunk (small arrays: cache-friendly, bounded work buffers).
+    A BatchNorm layer in training mode normalises with the mean and (biased)
+    variance of the *whole* data, gathered over all chunks — exactly what one
+    forward pass of the whole data in training mode computes, without updating
+    the running statistics.  In evaluation mode BatchNorm uses its running
+    statistics and acts per example.  ``keep=True`` keeps one replica of each
+    layer per chunk, with its caches, for :meth:`backward`.
+    """
+
+    def __init__(self, model, n, chunk_size=1000, keep=False, batch_stats=None):
+        self.layers = model.layers
+        self.bounds = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
+        self.keep = keep
+        self.batch_stats = batch_stats      # None: each BatchNorm's own mode
+        self.states = []
+
+    def forward(self, X):
+        xp = get_xp()
+        hs = [X[a:b] for a, b in self.bounds]
+        self.states = []
+        for l in self.layers:
+            if type(l) in _BN and (l.training if self.batch_stats is None else self.batch_stats):
+                m, mean, var = _bn_statistics(hs)
+                dt = hs[0].dtype
+                mu = l._shape(mean.astype(dt))
+                inv = (1.0 / xp.sqrt(var + l.eps)).astype(dt)
+                g, b = l._shape(l.params["gamma"]), l._shape(l.params["beta"])
+                if self.keep:
+                    xhats = [(h - mu) * l._shape(inv) for h in hs]
+                    hs = [xh * g + b for xh in xhats]
+                else:                         # one affine map: h * scale + shift
+                    xhats = None
+                    scale = l._shape(l.params["gamma"] * inv)
+                    shift = b - mu * scale
+                    hs = [_affine(h, scale, shift) for h in hs]
+                self.states.append(("bn", m, mean, var, inv, xhats))
+            else:
+                reps = [_replica(l) for _ in hs] if self.keep else [_replica(l)] * len(hs)
+                hs = [r._forward(h) for r, h in zip(reps, hs)]
+                self.states.append(("layer", reps if self.keep else None))
+        return hs
+
+    def backward(self, douts):
+        """Gradient (NumPy float64, in :func:`get_flat`'s order) from dE/d(output) per chunk."""
+        parts = []
+        for i in range(len(self.layers) - 1, -1, -1):
+            l, st = self.layers[i], self.states[i]
+            need_dx = i > 0
+            if st[0] == "bn":
+                _, m, _, _, inv, xhats = st
+                dbeta = sum(d.sum(axis=l._axes) for d in douts)
+                dgamma = sum((d * xh).sum(axis=l._axes) for d, xh in zip(douts, xhats))
+                grads = {"gamma": dgamma, "beta": dbeta}
+                if need_dx:
+                    gi = l._shape(l.params["gamma"] * inv)
+                    db_m, dg_m = l._shape(dbeta / m), l._shape(dgamma / m)
+                    douts = [gi * (d - db_m - xh * dg_m) for d, xh in zip(douts, xhats)]
+            else:
+                reps = st[1]
+                douts = [r._backward(d, need_dx=need_dx) for r, d in zip(reps, douts)]
+                grads = {k: sum(r.grads[k] for r in reps) for k in l.params}
+            parts.append([to_numpy(grads[k]).astype(np.float64).ravel() for k in l.params])
+        return np.concatenate([a for layer_parts in reversed(parts) for a in layer_parts])
+
+
+def _channel_rows(h):
+    """h (N, C, ...) as a C-contiguous (A, C, B) array in its own memory order
+    (a view when h's memory allows, e.g. a fast convolution's (N, H, C, W)
+    output; a copy otherwise), so per-channel sums run over contiguous rows."""
+    xp = get_xp()
+    order = sorted(range(h.ndim), key=lambda i: -h.strides[i])
+    v = h.transpose(order)
+    if not v.flags.c_contiguous:
+        v, order = xp.ascontiguousarray(h), list(range(h.ndim))
+    k = order.index(1)
+    return v.reshape(int(np.prod(v.shape[:k])), h.shape[1], -1)
+
+
+def _bn_statistics(hs):
+    """(count, mean, biased variance) per channel over the chunks hs, float64 sums
+    (two passes: the variance from the centred values)."""
+    xp = get_xp()
+    rows = [_channel_rows(h) for h in hs]
+    m = sum(a.shape[0] * a.shape[2] for a in rows)
+    mean = sum((a @ xp.ones(a.shape[2], dtype=a.dtype)).sum(axis=0, dtype=np.float64)
+               for a in rows) / m
+    mu = mean.astype(hs[0].dtype)[None, :, None]
+    var = 0.0
+    for a in rows:
+        d = a - mu
+        var = var + xp.einsum("acb,acb->ac", d, d).sum(axis=0, dtype=np.float64)
+    return m, mean, var / m
+
+
+def _affine(h, scale, shift):
+    out = h * scale
+    out += shift
+    return out
+
+
+def _chunk_loss(loss, outs, bounds, y, n, backward=False):
+    """The mean loss over all chunks (and dE/d(output) per chunk with ``backward``)."""
+    val, douts = 0.0, []
+    for (a, b), o in zip(bounds, outs):
+        val += loss._forward(o, y[a:b]) * ((b - a) / n)
+        if backward:
+            douts.append(loss._backward((b - a) / n))
+    return val, douts
+
+
+def calibrate_batchnorm(model, X, chunk_size=1000):
+    """Set the running statistics of every BatchNorm layer of ``model`` to the
+    mean and (biased) variance of its input over the whole of X.
+
+    Afterwards the model in evaluation mode computes exactly what it computes
+    in training mode on the whole of X at once, the loss a metaheuristic
+    minimises (:func:`population_loss` of a model in training mode).  Use it
+    before predicting with a network whose weights were *set* (a population
+    member) rather than trained with mini-batches, whose running statistics
+    are stale.  Returns ``model``; the weights and the mode are untouched.
+    """
+    check_array("X", X)
+    if not _chunkable(model):
+        raise TypeError(f"model: expected a Sequential of layers nnbook.metaheuristics knows "
+                        f"(Dense, Conv2D, pooling, Flatten, BatchNorm, activations), got {model!r}")
+    model._check_input(X)
+    eng = _Chunked(model, X.shape[0], chunk_size, batch_stats=True)
+    eng.forward(X)
+    for l, st in zip(model.layers, eng.states):
+        if st[0] == "bn":
+            dt = l.buffers["running_mean"].dtype
+            l.buffers["running_mean"] = asarray(to_numpy(st[2]).astype(dt))
+            l.buffers["running_var"] = asarray(to_numpy(st[3]).astype(dt))
+    return model
+
+
+def _probe(model, x):
+    """model.forward(x) in evaluation mode (BatchNorm statistics untouched, and
+    a single example allowed); every layer's mode is restored afterwards."""
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    modes = [l.training for l in layers]
+    top = model.training
+    model.eval()
+    try:
+        return model.forward(x)
+    finally:
+        for l, mode in zip(layers, modes):
+            l.train(mode)
+        model.training = top
+
+
+def _member_by_member(model, P, fn):
+    """fn() for each row of P loaded into ``model`` (weights restored after);
+    rows with NaN/inf give None."""
+    saved = get_flat(model)
+    out = []
+    try:
+        for row in P:
+            if not np.isfinite(row).all():
+                out.append(None)
+                continue
+            set_flat(model, row)
+            out.append(fn())
+    finally:
+        set_flat(model, saved)
+    return out
+
+
+def population_forward(model, P, X, max_elems=2 ** 25, chunk_size=1000):
     """Outputs of every member of the population P (pop, D) on X (N, ...): (pop, N, K).
 
     Batched for Sequential models of Dense and activation layers; other models
-    are evaluated member by member (their weights are restored afterwards).
-    ``max_elems`` bounds the size of one intermediate (pop_chunk * N * width).
+    are evaluated member by member (their weights are restored afterwards):
+    Sequentials of convolution, pooling, Flatten, Dense, BatchNorm and
+    activation layers layer by layer over chunks of ``chunk_size`` examples
+    (:class:`_Chunked`; a BatchNorm layer in training mode normalises with the
+    statistics of the whole of X, as ``model.forward(X)`` does, but leaves its
+    running statistics alone), any other model with ``model.forward(X)``.
+    ``max_elems`` bounds the size of one intermediate (pop_chunk * N * width)
+    of the batched path.  A row with NaN/inf gives NaN outputs.
     """
     xp = get_xp()
     D = param_count(model)
@@ -222,15 +432,16 @@ def population_forward(model, P, X, max_elems=2 ** 25):
     plan = _stack_plan(model)
     dtype = model.parameters()[0].value.dtype
     if plan is None:
-        saved = get_flat(model)
-        try:
-            outs = []
-            for row in P:
-                set_flat(model, row)
-                outs.append(model.forward(X))
-            return xp.stack(outs)
-        finally:
-            set_flat(model, saved)
+        model._check_input(X)
+        eng = _Chunked(model, X.shape[0], chunk_size) if _chunkable(model) else None
+
+        def fn():
+            return xp.concatenate(eng.forward(X)) if eng is not None else model.forward(X)
+
+        outs = _member_by_member(model, P, fn)
+        shape = (X.shape[0],) + tuple(_probe(model, X[:1]).shape[1:])
+        return xp.stack([o if o is not None else xp.full(shape, xp.nan, dtype=dtype)
+                         for o in outs])
     model._check_input(X)
     step = _chunk_rows(P.shape[0], X.shape[0], plan, max_elems)
     outs = [_run_plan(plan, asarray(P[i:i + step].astype(dtype)), X)
@@ -238,13 +449,18 @@ def population_forward(model, P, X, max_elems=2 ** 25):
     return outs[0] if len(outs) == 1 else xp.concatenate(outs)
 
 
-def population_loss(model, loss, P, X, y, max_elems=2 ** 25):
+def population_loss(model, loss, P, X, y, max_elems=2 ** 25, chunk_size=1000):
     """Loss of every member of P (pop, D) on the batch (X, y): a NumPy float64 (pop,).
 
-    One batched pass per chunk of the population (see :func:`population_forward`);
-    equal, up to rounding, to setting each row into the model with
-    :func:`set_flat` and calling ``loss.forward(model.forward(X), y)``.
-    NaN losses (a diverged member) are returned as +inf.
+    One batched pass per chunk of the population for an MLP (see
+    :func:`population_forward`), member by member otherwise (convolutional
+    networks: layer by layer over chunks of ``chunk_size`` examples); equal,
+    up to rounding, to setting each row into the model with :func:`set_flat`
+    and calling ``loss.forward(model.forward(X), y)`` — for a model with
+    BatchNorm in training mode, one forward pass of the whole of X, so each
+    member is normalised with the statistics of X (its running statistics are
+    not changed).  NaN losses (a diverged member) and rows with NaN/inf are
+    returned as +inf.
     """
     if not isinstance(loss, Loss):
         raise TypeError(f"loss: expected an nnbook loss, got {type(loss).__name__}")
@@ -252,19 +468,21 @@ def population_loss(model, loss, P, X, y, max_elems=2 ** 25):
     P = _check_population(P, D)
     check_array("X", X)
     plan = _stack_plan(model)
-    out1 = model.forward(X[:1])
+    out1 = _probe(model, X[:1])
     full = get_xp().zeros((X.shape[0],) + tuple(out1.shape[1:]), dtype=out1.dtype)
     y = loss.check(full, y)
-    if plan is None or not isinstance(loss, (SoftmaxCrossEntropy, BinaryCrossEntropy, MSE)):
-        saved = get_flat(model)
-        try:
-            vals = []
-            for row in P:
-                set_flat(model, row)
-                vals.append(loss.forward(model.forward(X), y))
-        finally:
-            set_flat(model, saved)
-        vals = np.asarray(vals, dtype=np.float64)
+    if plan is None or not isinstance(loss, _CHUNKABLE_LOSSES):
+        eng = (_Chunked(model, X.shape[0], chunk_size)
+               if plan is None and _chunkable(model) and isinstance(loss, _CHUNKABLE_LOSSES)
+               else None)
+
+        def fn():
+            if eng is not None:
+                return _chunk_loss(loss, eng.forward(X), eng.bounds, y, X.shape[0])[0]
+            return loss.forward(model.forward(X), y)
+
+        vals = np.asarray([np.inf if v is None else v for v in _member_by_member(model, P, fn)],
+                          dtype=np.float64)
     else:
         dtype = model.parameters()[0].value.dtype
         step = _chunk_rows(P.shape[0], X.shape[0], plan, max_elems)
@@ -304,9 +522,17 @@ class NetProblem:
     returns the new point; ``init_population(n, rng)`` draws n fresh
     initialisations (row 0 is the model's current weights).  The model is used
     as a scratch space: its weights change when these methods run.
+
+    The model is put in training mode: a BatchNorm layer then normalises with
+    the mean and variance of the *whole* training set, so the objective is a
+    deterministic function of the weights (what the network computes in
+    evaluation mode after :func:`calibrate_batchnorm` on X).  Networks other
+    than MLPs (convolutions, pooling, BatchNorm) are evaluated member by
+    member, layer by layer over chunks of ``chunk_size`` examples, and their
+    gradient is computed the same way.
     """
 
-    def __init__(self, model, loss, X, y, max_elems=2 ** 25):
+    def __init__(self, model, loss, X, y, max_elems=2 ** 25, chunk_size=1000):
         from .train import _check_targets, _prepare  # noqa: PLC0415
         if not isinstance(loss, Loss):
             raise TypeError(f"loss: expected an nnbook loss, got {type(loss).__name__}")
@@ -315,23 +541,37 @@ class NetProblem:
         self.X, y = _prepare(model, X, y, ("X", "y"))
         self.y = _check_targets(loss, model, self.X, y, "y")
         self.max_elems = max_elems
+        self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         self.x0 = get_flat(model)
         self.nfev = 0
+        model.train()
+        self._chunked = (_stack_plan(model) is None and _chunkable(model)
+                         and isinstance(loss, _CHUNKABLE_LOSSES))
 
     def __call__(self, P):
         P = _check_population(P, self.dim)
         self.nfev += P.shape[0]
-        return population_loss(self.model, self.loss, P, self.X, self.y, self.max_elems)
+        self.model.train()
+        return population_loss(self.model, self.loss, P, self.X, self.y, self.max_elems,
+                               self.chunk_size)
 
     def value_and_grad(self, v):
         m = self.model
         set_flat(m, np.asarray(v, dtype=np.float64))
-        m.zero_grad()
-        val = self.loss._forward(m._forward(self.X), self.y)
-        m._backward(self.loss._backward(), need_dx=False)
-        g = np.concatenate([to_numpy(p.grad).astype(np.float64).ravel() for p in m.parameters()])
+        m.train()
+        if self._chunked:
+            eng = _Chunked(m, self.X.shape[0], self.chunk_size, keep=True)
+            val, douts = _chunk_loss(self.loss, eng.forward(self.X), eng.bounds, self.y,
+                                     self.X.shape[0], backward=True)
+            g = eng.backward(douts)
+        else:
+            m.zero_grad()
+            val = self.loss._forward(m._forward(self.X), self.y)
+            m._backward(self.loss._backward(), need_dx=False)
+            g = np.concatenate([to_numpy(p.grad).astype(np.float64).ravel()
+                                for p in m.parameters()])
         self.nfev += 1
-        if not math.isfinite(val):
+        if not math.isfinite(val) or not np.isfinite(g).all():
             return math.inf, np.zeros_like(g)
         return float(val), g
 
@@ -363,7 +603,8 @@ class NetProblem:
 
     def init_population(self, n, rng):
         """n initial parameter vectors: row 0 = the weights the model was built
-        with; the others redrawn with each Dense layer's initialiser (biases 0)."""
+        with; the others redrawn with each Dense or Conv2D layer's initialiser
+        (biases 0; BatchNorm scales 1 and shifts 0, as a new layer has them)."""
         n = check_int("n", n, minimum=1)
         P = np.empty((n, self.dim))
         P[0] = self.x0
@@ -371,12 +612,18 @@ class NetProblem:
             parts = []
             for p in self.model.parameters():
                 l = p.layer
-                if isinstance(l, Dense) and p.name == "W":
+                if isinstance(l, (Dense, Conv2D)) and p.name == "W":
                     fn = _init.get(l.init if l.init in _init.INITS else "glorot")
-                    parts.append(np.asarray(fn(p.shape, l.in_features, l.out_features, rng),
-                                            dtype=np.float64).ravel())
-                elif p.name == "b":
+                    if isinstance(l, Dense):
+                        fans = (l.in_features, l.out_features)
+                    else:
+                        k = int(np.prod(l.kernel_size))
+                        fans = (l.in_channels * k, l.out_channels * k)
+                    parts.append(np.asarray(fn(p.shape, *fans, rng), dtype=np.float64).ravel())
+                elif p.name == "b" or (isinstance(l, _BN) and p.name == "beta"):
                     parts.append(np.zeros(int(np.prod(p.shape))))
+                elif isinstance(l, _BN) and p.name == "gamma":
+                    parts.append(np.ones(int(np.prod(p.shape))))
                 else:
                     w = to_numpy(p.value).astype(np.float64)
                     parts.append(rng.normal(0.0, w.std() or 0.01, size=w.size))
@@ -1292,7 +1539,7 @@ def _split(n, rng, fractions=(0.7, 0.1, 0.2)):
 
 
 def load_dataset(name, seed=42, corr_min=None, corr_max=0.9, z_max=3.0, mnist_train=10000,
-                 mnist_test=5000):
+                 mnist_test=5000, images=False):
     """A dataset prepared as in the thesis (§6.2), as a dict of float32 arrays.
 
     ``"breast_cancer"`` (classification, scikit-learn's copy of the Wisconsin
@@ -1304,7 +1551,9 @@ def load_dataset(name, seed=42, corr_min=None, corr_max=0.9, z_max=3.0, mnist_tr
     above ``z_max``, and standardise with the training mean and deviation
     (the regression target too).  ``"mnist"``: ``mnist_train`` training images
     from MNIST's training set, ``mnist_test`` from its test set split 50/50
-    into validation and test; pixels scaled to [0, 1] and flattened.
+    into validation and test; pixels scaled to [0, 1] and flattened, or kept
+    as (N, 1, 28, 28) images with ``images=True`` (for LeNet-5; the same
+    examples for a given seed).
     Keys: X_train, y_train, X_val, y_val, X_test, y_test, task ("classification"
     or "regression"), n_out, features (the kept column indices).
     """
@@ -1316,7 +1565,10 @@ def load_dataset(name, seed=42, corr_min=None, corr_max=0.9, z_max=3.0, mnist_tr
         i = rng.choice(len(Xtr), size=mnist_train, replace=False)
         j = rng.choice(len(Xte), size=mnist_test, replace=False)
         half = mnist_test // 2
-        f = lambda X: data.scale(data.flatten(X)).astype(np.float32)  # noqa: E731
+        if images:
+            f = lambda X: data.scale(X).astype(np.float32)[:, None]  # noqa: E731
+        else:
+            f = lambda X: data.scale(data.flatten(X)).astype(np.float32)  # noqa: E731
         return {"X_train": f(Xtr[i]), "y_train": ytr[i].astype(np.int64),
                 "X_val": f(Xte[j[:half]]), "y_val": yte[j[:half]].astype(np.int64),
                 "X_test": f(Xte[j[half:]]), "y_test": yte[j[half:]].astype(np.int64),
@@ -1367,6 +1619,63 @@ def build_mlp(n_in, hidden, n_out, seed):
     return mlp([n_in] + list(hidden) + [n_out], activation="relu", init="glorot")
 
 
+LENET5 = "lenet5"
+"""Pass as ``hidden`` to :func:`run_gradient` / :func:`run_metaheuristic` for LeNet-5."""
+
+
+def build_lenet5(seed, batch_norm=True, num_classes=10):
+    """LeNet-5 as in the thesis's Table 2 (ReLU, max-pooling, BatchNorm after every
+    convolution and hidden dense layer; :func:`nnbook.lenet.LeNet5`) for 28x28
+    inputs padded to 32x32 by the first convolution, with Glorot-uniform weights
+    (fan_in = in_channels*kh*kw, fan_out = out_channels*kh*kw for a convolution)
+    and zero biases, as the thesis initialises its models (§6.3)."""
+    from .backend import get_rng  # noqa: PLC0415
+    from .backend import seed as _seed  # noqa: PLC0415
+    from .lenet import LeNet5  # noqa: PLC0415
+    _seed(seed)
+    model = LeNet5(batch_norm=batch_norm, num_classes=num_classes)
+    rng = get_rng()
+    for l in model.layers:
+        if isinstance(l, Conv2D):
+            k = int(np.prod(l.kernel_size))
+            fans = (l.in_channels * k, l.out_channels * k)
+        elif isinstance(l, Dense):
+            fans = (l.in_features, l.out_features)
+        else:
+            continue
+        W = l.params["W"]
+        l.params["W"] = asarray(np.asarray(_init.glorot(W.shape, *fans, rng), dtype=W.dtype))
+        l.init = "glorot"
+    return model
+
+
+def build_net(data, hidden, seed):
+    """The network for ``data``: LeNet-5 when ``hidden == LENET5`` (image data),
+    else a ReLU MLP with the hidden widths ``hidden`` (:func:`build_mlp`)."""
+    if isinstance(hidden, str):
+        check_choice("hidden", hidden, (LENET5,))
+        if data["X_train"].ndim != 4:
+            raise ValueError("data: LeNet-5 needs images (N, 1, 28, 28); load them with "
+                             "load_dataset('mnist', images=True)")
+        return build_lenet5(seed, num_classes=data["n_out"])
+    return build_mlp(data["X_train"].shape[1], hidden, data["n_out"], seed)
+
+
+def _has_batchnorm(model):
+    return isinstance(model, Sequential) and any(type(l) in _BN for l in model.layers)
+
+
+def _predict(model, X):
+    """Outputs in evaluation mode (BatchNorm with its running statistics); the
+    model's mode is restored afterwards."""
+    was = model.training
+    model.eval()
+    try:
+        return model.predict(X)
+    finally:
+        model.train(was)
+
+
 def _task_loss(task):
     return SoftmaxCrossEntropy() if task == "classification" else MSE()
 
@@ -1374,7 +1683,7 @@ def _task_loss(task):
 def task_metrics(model, data, split="test"):
     """Accuracy and balanced accuracy (classification) or MSE and R² (regression)."""
     X, y = asarray(data[f"X_{split}"]), data[f"y_{split}"]
-    out = to_numpy(model.predict(X))
+    out = to_numpy(_predict(model, X))
     if data["task"] == "classification":
         pred = out.argmax(axis=1)
         return {"accuracy": accuracy(y, pred), "balanced_accuracy": balanced_accuracy(y, pred)}
@@ -1383,29 +1692,31 @@ def task_metrics(model, data, split="test"):
 
 def _val_loss(model, loss, data):
     X, y = asarray(data["X_val"]), asarray(data["y_val"])
-    return float(loss.forward(model.predict(X), y))
+    return float(loss.forward(_predict(model, X), y))
 
 
 def run_gradient(data, hidden, optimizer, seed=42, epochs=20, batch_size=32, lr=None,
                  one_cycle=True):
-    """Train an MLP with an nnbook optimizer as the thesis does (§6.4): the
+    """Train an MLP (``hidden``: its hidden widths) or LeNet-5 (``hidden=LENET5``)
+    with an nnbook optimizer as the thesis does (§6.4): the
     maximum rate from the learning-rate range test (fastai's "valley" point)
     unless ``lr`` is given, the one-cycle policy, ``epochs`` epochs, and the
-    weights of the epoch with the lowest validation loss kept.  Returns a dict
+    weights of the epoch with the lowest validation loss kept (BatchNorm
+    layers validate and test with their running statistics).  Returns a dict
     with the per-epoch curves, the test metrics and the time."""
     from .schedules import OneCycleLR, lr_finder  # noqa: PLC0415
     from .backend import seed as _seed  # noqa: PLC0415
-    n_in = data["X_train"].shape[1]
     loss = _task_loss(data["task"])
     t0 = time.perf_counter()
     if lr is None:
         _seed(seed + 1)
-        res = lr_finder(lambda: build_mlp(n_in, hidden, data["n_out"], seed), loss,
+        res = lr_finder(lambda: build_net(data, hidden, seed), loss,
                         data["X_train"], data["y_train"],
                         optimizer=lambda p, lr: make_optimizer(optimizer, p, lr),
                         start_lr=1e-6, end_lr=10.0, num_iter=100, batch_size=batch_size)
         lr = float(res.valley_lr)
-    model = build_mlp(n_in, hidden, data["n_out"], seed)
+    model = build_net(data, hidden, seed)
+    model.train()
     _seed(seed)
     X, y = asarray(data["X_train"]), asarray(data["y_train"])
     opt = make_optimizer(optimizer, model.parameters(), lr)
@@ -1434,13 +1745,26 @@ def run_gradient(data, hidden, optimizer, seed=42, epochs=20, batch_size=32, lr=
         vl = _val_loss(model, loss, data)
         curve_val.append(vl)
         if vl < best[0]:
-            best = (vl, get_flat(model))
+            best = (vl, get_flat(model), _buffers(model))
     if best[1] is not None:
         set_flat(model, best[1])
+        _set_buffers(model, best[2])
     return {"method": {"nag": "NAG", "rmsprop": "RMSProp", "adam": "Adam", "sgd": "SGD"}[optimizer],
             "train_loss": curve_train, "val_loss": curve_val, "lr": lr,
             "best_val_loss": best[0], "test": task_metrics(model, data),
             "seconds": time.perf_counter() - t0, "evals": epochs, "params": param_count(model)}
+
+
+def _buffers(model):
+    """Copies of the BatchNorm running statistics (an empty list without BatchNorm)."""
+    if not isinstance(model, Sequential):
+        return []
+    return [{k: v.copy() for k, v in l.buffers.items()} for l in model.layers if type(l) in _BN]
+
+
+def _set_buffers(model, saved):
+    for l, b in zip([l for l in model.layers if type(l) in _BN], saved):
+        l.buffers.update(b)
 
 
 MH_METHODS = ("SHADE", "SHADE-ILS", "SHADE+GD", "SHADE-ILS+GD")
@@ -1448,31 +1772,45 @@ MH_METHODS = ("SHADE", "SHADE-ILS", "SHADE+GD", "SHADE-ILS+GD")
 
 def run_metaheuristic(data, hidden, method, max_evals, seed=42, popsize=20, checkpoints=20,
                       evals_ls=100, gd_optimizer="adam", gd_batch_size=32, progress=False):
-    """Train an MLP with SHADE, SHADE-ILS or a hybrid on the full training loss.
+    """Train an MLP (``hidden``: its hidden widths) or LeNet-5 (``hidden=LENET5``)
+    with SHADE, SHADE-ILS or a hybrid on the full training loss.
 
     All methods start from the same population for a given seed (row 0: the
-    weights gradient descent starts from).  As in the thesis (§6.5), the best
-    individual is checked on the validation set at ``checkpoints`` evenly
-    spaced moments (the "epochs" of a metaheuristic) and the one with the
-    lowest validation loss is tested.  SHADE-ILS variants alternate SHADE
-    phases and local searches so that the hybrids run about ``checkpoints``
-    gradient epochs in all; L-BFGS-B gets ``evals_ls`` FEs per application.
+    weights gradient descent starts from).  With BatchNorm, the training loss
+    normalises with the statistics of the whole training set
+    (:class:`NetProblem`), and a point is validated and tested after
+    :func:`calibrate_batchnorm` on the training set, so that evaluation mode
+    computes the same function (one extra pass, not counted as an FE).
+
+    As in the thesis (§6.5), the best individual is checked on the validation
+    set at ``checkpoints`` evenly spaced moments (the "epochs" of a
+    metaheuristic) and the one with the lowest validation loss is tested.
+    SHADE-ILS variants alternate SHADE phases and local searches so that the
+    hybrids run about ``checkpoints`` gradient epochs in all; L-BFGS-B gets
+    ``evals_ls`` FEs per application.
     """
     check_choice("method", method, MH_METHODS)
-    n_in = data["X_train"].shape[1]
     loss = _task_loss(data["task"])
-    model = build_mlp(n_in, hidden, data["n_out"], seed)
+    model = build_net(data, hidden, seed)
     prob = NetProblem(model, loss, data["X_train"], data["y_train"])
     init_pop = prob.init_population(popsize, np.random.default_rng(seed))
-    scratch = build_mlp(n_in, hidden, data["n_out"], seed)
+    scratch = build_net(data, hidden, seed)
+    bn = _has_batchnorm(scratch)
+
+    def load(x):
+        set_flat(scratch, x)
+        if bn:
+            calibrate_batchnorm(scratch, prob.X)
     marks = list(np.linspace(max_evals / checkpoints, max_evals, checkpoints))
     state = {"best": (math.inf, None), "curve": [], "curve_nfev": []}
 
     def cb(nfev, x, fx):
+        vl = None
         while marks and nfev >= marks[0] - 1e-9:
             marks.pop(0)
-            set_flat(scratch, x)
-            vl = _val_loss(scratch, loss, data)
+            if vl is None:                 # several marks passed at once: one check
+                load(x)
+                vl = _val_loss(scratch, loss, data)
             state["curve"].append(fx)
             state["curve_nfev"].append(nfev)
             state.setdefault("val_curve", []).append(vl)
@@ -1494,7 +1832,7 @@ def run_metaheuristic(data, hidden, method, max_evals, seed=42, popsize=20, chec
         res = shade_ils_gd(prob, popsize=popsize, evals_de=evals_de, evals_ls=evals_ls,
                            optimizer=gd_optimizer, batch_size=gd_batch_size, **kw)
     cb(max_evals, res.x, res.fun)
-    set_flat(scratch, state["best"][1] if state["best"][1] is not None else res.x)
+    load(state["best"][1] if state["best"][1] is not None else res.x)
     return {"method": method, "train_loss": state["curve"], "train_nfev": state["curve_nfev"],
             "val_loss": state.get("val_curve", []), "best_val_loss": state["best"][0],
             "final_train_loss": res.fun, "test": task_metrics(scratch, data),

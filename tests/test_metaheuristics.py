@@ -339,3 +339,170 @@ def test_load_dataset_tabular():
     assert len(d["X_train"]) + len(d["X_val"]) + len(d["X_test"]) <= 569
     r = mh.load_dataset("diabetes", seed=42)
     assert r["y_train"].shape[1] == 1 and abs(float(r["y_train"].mean())) < 1e-5
+
+
+# ---------------------------------------------------------------------------------------
+# convolutional networks: LeNet-5 with BatchNorm, member by member
+# ---------------------------------------------------------------------------------------
+def _bn_layers(model):
+    return [l for l in model.layers if isinstance(l, (nb.BatchNorm1d, nb.BatchNorm2d))]
+
+
+def test_lenet5_flat_round_trip_with_batchnorm():
+    nb.seed(0)
+    a = nb.LeNet5(batch_norm=True)
+    nb.seed(1)
+    b = nb.LeNet5(batch_norm=True)
+    D = mh.param_count(a)
+    assert D == a.num_parameters() == 61932
+    v = mh.get_flat(a)
+    assert v.shape == (D,) and not np.array_equal(v, mh.get_flat(b))
+    # layout: conv1's 6x1x5x5 filters (no bias before BatchNorm), then BatchNorm2d(6)'s
+    # gamma and beta, then conv2's filters
+    np.testing.assert_array_equal(v[:150], nb.to_numpy(a[0].params["W"]).ravel())
+    np.testing.assert_array_equal(v[150:156], np.ones(6))
+    np.testing.assert_array_equal(v[156:162], np.zeros(6))
+    np.testing.assert_array_equal(v[162:162 + 2400], nb.to_numpy(a[4].params["W"]).ravel())
+    w = np.random.default_rng(0).normal(size=D)
+    mh.set_flat(b, w)
+    np.testing.assert_array_equal(mh.get_flat(b), w.astype(np.float32))
+    for la, lb in zip(a.layers, b.layers):
+        assert set(la.params) == set(lb.params)
+        for k in la.params:
+            assert lb.params[k].shape == la.params[k].shape
+            assert lb.params[k].dtype == np.float32
+    mh.set_flat(b, v)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(nb.to_numpy(pa.value), nb.to_numpy(pb.value))
+    # the running statistics are buffers, not parameters: not in the vector
+    assert all(set(l.buffers) == {"running_mean", "running_var"} for l in _bn_layers(a))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_population_on_lenet5_equals_direct_forward(training):
+    nb.set_default_dtype("float64")
+    try:
+        nb.seed(3)
+        m = nb.LeNet5(batch_norm=True)
+        rng = np.random.default_rng(4)
+        X = rng.random((11, 1, 28, 28))
+        y = rng.integers(10, size=11)
+        loss = nb.SoftmaxCrossEntropy()
+        for l in _bn_layers(m):        # running statistics that differ from the batch's
+            l.buffers["running_mean"] = rng.normal(size=l.num_features) * 0.1
+            l.buffers["running_var"] = rng.uniform(0.5, 2.0, size=l.num_features)
+        stats = [{k: v.copy() for k, v in l.buffers.items()} for l in _bn_layers(m)]
+        m.train(training)
+        P = np.vstack([mh.get_flat(m)[None], rng.normal(size=(2, mh.param_count(m))) * 0.1])
+        before = mh.get_flat(m)
+        got = mh.population_loss(m, loss, P, X, y, chunk_size=4)     # 3 chunks of the data
+        Z = mh.population_forward(m, P, X, chunk_size=4)
+        np.testing.assert_array_equal(mh.get_flat(m), before)        # weights restored
+        for l, s in zip(_bn_layers(m), stats):                       # statistics untouched
+            for k in s:
+                np.testing.assert_array_equal(l.buffers[k], s[k])
+        for r in range(len(P)):
+            mh.set_flat(m, P[r])
+            m.train(training)
+            out = m.forward(X)                  # training mode: the statistics of all 11
+            assert got[r] == pytest.approx(loss.forward(out, y), rel=1e-12)
+            np.testing.assert_allclose(Z[r], out, rtol=1e-10, atol=1e-12)
+            for l, s in zip(_bn_layers(m), stats):
+                l.buffers.update({k: v.copy() for k, v in s.items()})
+        assert m.training == training
+        # a member with NaN weights is the worst, not an error
+        bad = P[1].copy()
+        bad[5] = np.nan
+        assert mh.population_loss(m, loss, np.vstack([P[0], bad]), X, y)[1] == np.inf
+    finally:
+        nb.set_default_dtype("float32")
+
+
+def test_lenet5_gradient_and_calibration():
+    nb.set_default_dtype("float64")
+    try:
+        nb.seed(5)
+        m = nb.LeNet5(batch_norm=True)
+        rng = np.random.default_rng(6)
+        X = rng.random((9, 1, 28, 28))
+        y = rng.integers(10, size=9)
+        loss = nb.SoftmaxCrossEntropy()
+        prob = mh.NetProblem(m, loss, X, y, chunk_size=4)
+        v = prob.init_population(3, rng)[2]
+        f, g = prob.value_and_grad(v)
+        assert f == pytest.approx(float(prob(v[None])[0]), rel=1e-12)
+        # the whole-batch forward and backward of the model itself
+        mh.set_flat(m, v)
+        m.train()
+        m.zero_grad()
+        assert loss._forward(m._forward(prob.X), prob.y) == pytest.approx(f, rel=1e-12)
+        m._backward(loss._backward(), need_dx=False)
+        want = np.concatenate([nb.to_numpy(p.grad).ravel() for p in m.parameters()])
+        assert nb.rel_error(g, want) < 1e-10
+        for i in rng.choice(g.size, 4, replace=False):                # and finite differences
+            e = np.zeros_like(v)
+            e[i] = 1e-6
+            num = (prob(v + e)[0] - prob(v - e)[0]) / 2e-6
+            assert num == pytest.approx(g[i], rel=1e-4, abs=1e-8)
+        # calibrated running statistics: evaluation mode = the training-mode objective
+        mh.set_flat(m, v)
+        mh.calibrate_batchnorm(m, X, chunk_size=2)
+        assert m.training
+        m.eval()
+        assert loss.forward(m.forward(X), y) == pytest.approx(f, rel=1e-12)
+        m.train()
+        # new members: Glorot-drawn filters, BatchNorm scales 1 and shifts 0
+        P = prob.init_population(4, np.random.default_rng(0))
+        np.testing.assert_array_equal(P[0], prob.x0)
+        assert np.all(P[1:, 150:156] == 1) and np.all(P[1:, 156:162] == 0)
+        assert 0.1 < P[1:, :150].std() < 0.5                # Glorot: sqrt(2/(25+150)) = 0.107
+    finally:
+        nb.set_default_dtype("float32")
+
+
+def _tiny_cnn():
+    return nb.Sequential(nb.Conv2D(1, 4, 3, padding=1), nb.BatchNorm2d(4), nb.ReLU(),
+                         nb.MaxPool2D(2), nb.Flatten(), nb.Dense(4 * 4 * 4, 2))
+
+
+def test_shade_improves_a_tiny_cnn():
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 1, 8, 8)).astype(np.float32) * 0.5
+    y = rng.integers(2, size=80)
+    X[y == 1, 0, :, :4] += 0.5                   # class 1: a bright left half
+    nb.seed(0)
+    prob = mh.NetProblem(_tiny_cnn(), nb.SoftmaxCrossEntropy(), X, y, chunk_size=32)
+    init = prob.init_population(10, np.random.default_rng(1))
+    f0 = prob(init).min()
+    r = mh.shade(prob, max_evals=400, popsize=10, init_pop=init, seed=0)
+    assert r.nfev == 400 and r.fun < 0.8 * f0 and r.fun < 0.55
+    assert np.all(np.diff(r.history) <= 0)
+    assert r.fun == pytest.approx(float(prob(r.x)[0]), rel=1e-6)
+
+
+def test_experiment_helpers_run_lenet5():
+    rng = np.random.default_rng(0)
+    data = {"task": "classification", "n_out": 10, "features": None}
+    for split, n in (("train", 48), ("val", 20), ("test", 20)):
+        data[f"X_{split}"] = rng.random((n, 1, 28, 28)).astype(np.float32)
+        data[f"y_{split}"] = rng.integers(10, size=n)
+    m = mh.build_lenet5(7)
+    assert m.num_parameters() == 61932 and m[0].init == "glorot"
+    W = nb.to_numpy(m[0].params["W"])
+    assert np.abs(W).max() <= np.sqrt(6 / (25 + 150)) + 1e-6      # Glorot-uniform bound
+    g = mh.run_gradient(data, mh.LENET5, "adam", seed=7, epochs=2, lr=1e-3)
+    assert g["method"] == "Adam" and len(g["val_loss"]) == 2 and g["params"] == 61932
+    assert 0 <= g["test"]["accuracy"] <= 1
+    r = mh.run_metaheuristic(data, mh.LENET5, "SHADE+GD", 40, seed=7, popsize=5, checkpoints=3)
+    assert r["evals"] <= 40 and len(r["val_loss"]) == 3 and np.isfinite(r["best_val_loss"])
+    assert r["info"]["ls_usage"]["GD(adam)"] >= 1
+    with pytest.raises(ValueError, match="images"):
+        mh.run_gradient({**data, "X_train": data["X_train"].reshape(48, -1)}, mh.LENET5, "adam")
+
+
+def test_load_mnist_images_matches_flat():
+    flat = mh.load_dataset("mnist", seed=3, mnist_train=200, mnist_test=100)
+    img = mh.load_dataset("mnist", seed=3, mnist_train=200, mnist_test=100, images=True)
+    assert img["X_train"].shape == (200, 1, 28, 28) and img["X_test"].shape == (50, 1, 28, 28)
+    np.testing.assert_array_equal(img["X_train"].reshape(200, -1), flat["X_train"])
+    np.testing.assert_array_equal(img["y_val"], flat["y_val"])
