@@ -73,13 +73,13 @@ class SGD(Optimizer):
         """Plain SGD (no momentum, no weight decay): its step is p -= lr * g."""
         return not self.momentum and not self.weight_decay
 
-    def _step_prescaled(self, skip=()):
+    def _step_prescaled(self, params=None):
         """Step when the gradients were computed already multiplied by lr
-        (training loops scale the loss gradient once: one pass per parameter)."""
+        (training loops scale the loss gradient once: one pass per parameter).
+        ``params``: the subset to step (default all; layers that took their step
+        inside their backward pass are left out by the caller)."""
         self.t += 1
-        for p in self.params:
-            if skip and (id(p.layer), p.name) in skip:
-                continue        # already stepped inside its layer's backward
+        for p in self.params if params is None else params:
             p.value -= p.grad
 
     def _update(self, p, g, st):

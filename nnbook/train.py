@@ -82,7 +82,7 @@ def _n_correct(loss, out, y):
     pred = loss.predict(out)
     if pred.ndim == 1 and y.ndim == 2:
         y = y.argmax(axis=1)
-    return float((pred == y).mean()) * out.shape[0]
+    return int(get_xp().count_nonzero(pred == y))
 
 
 def evaluate(model, loss, X, y, batch_size=1024):
@@ -157,6 +157,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
         fused = [l for l in model.layers if type(l) is Dense and ids.count(id(l)) == 1
                  and all((id(l), k) in owned for k in l.params)]
         skip = {(id(l), k) for l in fused for k in l.params}
+    rest = [p for p in opt.params if (id(p.layer), p.name) not in skip]
     # gradients left over from a manual backward would otherwise be added to the first step
     if hasattr(model, "zero_grad"):
         model.zero_grad()
@@ -184,7 +185,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                     # plain SGD: scale the loss gradient by lr once, so every
                     # gradient comes out pre-multiplied and the step is p -= g
                     model._backward(loss._backward(opt.lr), need_dx=False)
-                    opt._step_prescaled(skip)
+                    opt._step_prescaled(rest)
                 else:
                     model._backward(loss._backward(), need_dx=False)
                     opt.step()
