@@ -46,9 +46,24 @@ def machine() -> dict:
     return info
 
 
+def _command_line() -> str:
+    """The command as typed: ``python -m nnbook bench mlp ...`` rather than the
+    path of the ``__main__.py`` that Python puts in ``sys.argv[0]``."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        parts = os.path.normpath(argv[0]).split(os.sep)
+        pkg = parts[-2] if len(parts) >= 2 else "nnbook"
+        if len(parts) >= 3 and parts[-3] == "nnbook":
+            pkg = "nnbook." + pkg
+        argv[0:1] = ["-m", pkg]
+    elif argv:
+        argv[0] = os.path.relpath(argv[0]) if os.path.isabs(argv[0]) else argv[0]
+    return " ".join(["python", *argv])
+
+
 def stamp(command=None) -> dict:
     return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": command or " ".join([os.path.basename(sys.executable), *sys.argv])}
+            "command": command or _command_line()}
 
 
 def timed(fn, pause=0.4):
