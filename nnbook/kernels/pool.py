@@ -134,7 +134,7 @@ def _maxpool_fwd_v1(x, y, idx, kh, kw, sh, sw, ph, pw):
     c = t % C
     n = t // C
     H, W = x.shape[2], x.shape[3]
-    best = -math.inf
+    best = np.float32(-np.inf)       # stay in float32 (a Python float would compare in f64)
     arg = 0
     for a in range(kh):
         h = p * sh - ph + a
