@@ -17,7 +17,6 @@ memory-bound; there is no arithmetic to block.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
