@@ -36,10 +36,12 @@ def accuracy(pred_labels, y):
     return float((pred_labels == y).mean())
 
 
-def iterate_minibatches(n, batch_size, shuffle=True, rng=None):
-    """Yield index arrays covering range(n) in batches (the last may be smaller)."""
+def iterate_minibatches(n, batch_size, shuffle=True, rng=None, drop_last=False):
+    """Yield index arrays covering range(n) in batches (the last may be smaller,
+    or is left out with ``drop_last=True`` when ``n`` is not a multiple)."""
     idx = (rng or get_rng()).permutation(n) if shuffle else np.arange(n)
-    for i in range(0, n, batch_size):
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
         yield idx[i:i + batch_size]
 
 
@@ -110,7 +112,7 @@ def _evaluate(model, loss, X, y, batch_size):
 
 
 def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True,
-        progress=True, callbacks=()):
+        progress=True, callbacks=(), drop_last=False):
     """Train ``model`` with mini-batches and return a :class:`History`.
 
     Data are moved to the active backend once and cast to the model's dtype
@@ -119,8 +121,13 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     history bit for bit.  ``progress``: a tqdm bar (a widget in notebooks,
     text in terminals); ``False`` for silence.  ``callbacks``: functions
     ``cb(epoch, history)`` called after each epoch (return True to stop).
-    Training metrics are averages over the epoch's batches.
+    ``drop_last``: leave out the final, smaller batch of each epoch (a batch of a
+    few samples has a noisy gradient; at a large learning rate one such step can
+    undo an epoch's progress).  Training metrics are averages over the samples
+    the epoch used.
     """
+    if not isinstance(drop_last, bool):
+        raise TypeError(f"drop_last: expected True or False, got {drop_last!r}")
     if not isinstance(loss, Loss):
         raise TypeError(f"loss: expected an nnbook loss (e.g. nb.SoftmaxCrossEntropy()), "
                         f"got {type(loss).__name__}")
@@ -135,7 +142,8 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
         yv = _check_targets(loss, model, Xv, yv, "val[1]")
     hist = History(loss=[], acc=[], val_loss=[], val_acc=[])
     n = X.shape[0]
-    nb = -(-n // batch_size)
+    used = n - n % batch_size if drop_last and n >= batch_size else n
+    nb = -(-used // batch_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -167,7 +175,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
             l._sgd_step = True
         for epoch in range(epochs):
             tot, correct = 0.0, 0.0
-            for idx in iterate_minibatches(n, batch_size, shuffle):
+            for idx in iterate_minibatches(n, batch_size, shuffle, drop_last=drop_last):
                 if xp is not np:
                     idx = asarray(idx)
                 if reuse and len(idx) == batch_size:
@@ -192,8 +200,8 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                 opt.zero_grad()
                 if bar is not None:
                     bar.update(1)
-            hist["loss"].append(tot / n)
-            hist["acc"].append(correct / n if has_acc else None)
+            hist["loss"].append(tot / used)
+            hist["acc"].append(correct / used if has_acc else None)
             if val is not None:
                 vl, va = _evaluate(model, loss, Xv, yv, 1024)
                 hist["val_loss"].append(vl)

@@ -138,3 +138,22 @@ def test_sgd_default_learning_rate_matches_pytorch():
     default = inspect.signature(torch.optim.SGD.__init__).parameters["lr"].default
     m = nb.mlp([2, 2])
     assert nb.SGD(m.parameters()).lr == default
+
+
+def test_fit_drop_last_leaves_out_the_small_final_batch():
+    X = np.random.default_rng(3).random((100, 4)).astype("float32")
+    y = np.arange(100) % 3
+    seen = []
+    nb.seed(0)
+    m = nb.mlp([4, 5, 3])
+    orig = m._forward
+    m._forward = lambda x: seen.append(x.shape[0]) or orig(x)
+    nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.1), X, y, epochs=2,
+           batch_size=32, drop_last=True, progress=False)
+    train_batches = [s for s in seen if s != 1]     # the 1-sample target probe is not a batch
+    assert train_batches == [32] * 6
+    assert list(nb.train.iterate_minibatches(10, 4, shuffle=False, drop_last=True))[-1].tolist() \
+        == [4, 5, 6, 7]
+    assert len(list(nb.train.iterate_minibatches(3, 4, drop_last=True))) == 1  # n < batch: keep
+    with pytest.raises(TypeError, match="drop_last"):
+        nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters()), X, y, drop_last="yes")
