@@ -5,6 +5,7 @@ experiment (§6) at a scale that runs on a 2-core CPU.
     python benchmarks/record_metaheuristics.py --quick        # a smoke run (~1-2 min)
     python benchmarks/record_metaheuristics.py --lenet5-only  # LeNet-5 only (~20 min),
                                                               # merged into the existing file
+    python benchmarks/record_metaheuristics.py --no-lenet5    # all but LeNet-5 (~15-20 min)
 
 Writes ``nnbook/results/metaheuristics.json`` after every seed (a partial file
 survives an interruption).  ``--lenet5-only`` runs only the LeNet-5 entries of
@@ -69,7 +70,7 @@ def entry(dataset, hidden, seeds, budget, popsize, epochs=20, checkpoints=20):
             "popsize": popsize, "epochs": epochs, "checkpoints": checkpoints}
 
 
-def plan(quick, lenet_only=False):
+def plan(quick, lenet_only=False, no_lenet=False):
     """The runs: dataset, MLP hidden layers (None for LeNet-5), model, seeds, MH
     budget in FEs, population size, gradient epochs and MH checkpoints."""
     if quick:
@@ -84,6 +85,8 @@ def plan(quick, lenet_only=False):
         p.append(entry("mnist", mh.LENET5, [42, 1], 120, 10))
     if lenet_only:
         p = [e for e in p if e["model"] == LENET]
+    if no_lenet:
+        p = [e for e in p if e["model"] != LENET]
     return p
 
 
@@ -101,7 +104,7 @@ def environment(argv):
     }
 
 
-def new_record(argv, quick):
+def new_record(argv, quick, no_lenet=False):
     return {"meta": {
         **environment(argv),
         "gradient": {"optimizers": ["NAG", "RMSProp", "Adam"], "epochs": 20, "batch_size": 32,
@@ -119,7 +122,7 @@ def new_record(argv, quick):
                   "diabetes (scikit-learn) stands in for Boston housing",
                   "MNIST also with an MLP 784-64-64-10 (about LeNet-5's 62k parameters)",
                   "11 hidden layers: one seed and 200 FEs (time)"] + LENET_NOTES,
-        "plan": plan(quick),
+        "plan": plan(quick, no_lenet=no_lenet),
     }, "runs": []}
 
 
@@ -156,10 +159,15 @@ def main(argv=None):
     ap.add_argument("--lenet5-only", action="store_true",
                     help="run only the LeNet-5 entries and merge them into --out "
                          "(which must hold a record), replacing earlier LeNet-5 runs")
+    ap.add_argument("--no-lenet5", action="store_true",
+                    help="a new record without the LeNet-5 entries (add them with "
+                         "--lenet5-only afterwards)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
+    if args.lenet5_only and args.no_lenet5:
+        ap.error("--lenet5-only and --no-lenet5 exclude each other")
     out = pathlib.Path(args.out)
-    todo = plan(args.quick, args.lenet5_only)
+    todo = plan(args.quick, args.lenet5_only, args.no_lenet5)
     t_all = time.perf_counter()
     if args.lenet5_only:
         if not out.exists():
@@ -175,7 +183,7 @@ def main(argv=None):
         meta["lenet5"] = environment(argv)
         meta_time = meta["lenet5"]
     else:
-        rec = new_record(argv, args.quick)
+        rec = new_record(argv, args.quick, args.no_lenet5)
         meta_time = rec["meta"]
     for e in todo:
         run_entry(e, rec, out, t_all, meta_time)

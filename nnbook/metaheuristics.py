@@ -1776,9 +1776,11 @@ def run_metaheuristic(data, hidden, method, max_evals, seed=42, popsize=20, chec
     with SHADE, SHADE-ILS or a hybrid on the full training loss.
 
     All methods start from the same population for a given seed (row 0: the
-    weights gradient descent starts from).  With BatchNorm, the training loss
-    normalises with the statistics of the whole training set
-    (:class:`NetProblem`), and a point is validated and tested after
+    weights gradient descent starts from; rows 1.. drawn with the layers'
+    initialisers from ``np.random.default_rng([seed, 1])``, a stream
+    independent of the one that built row 0, so all rows are distinct).
+    With BatchNorm, the training loss normalises with the statistics of the
+    whole training set (:class:`NetProblem`), and a point is validated and tested after
     :func:`calibrate_batchnorm` on the training set, so that evaluation mode
     computes the same function (one extra pass, not counted as an FE).
 
@@ -1793,7 +1795,10 @@ def run_metaheuristic(data, hidden, method, max_evals, seed=42, popsize=20, chec
     loss = _task_loss(data["task"])
     model = build_net(data, hidden, seed)
     prob = NetProblem(model, loss, data["X_train"], data["y_train"])
-    init_pop = prob.init_population(popsize, np.random.default_rng(seed))
+    # Rows 1.. come from their own stream: build_net seeded nnbook's generator
+    # with ``seed`` itself, so default_rng(seed) would redraw row 0's weights
+    # (row 1 = row 0 for an MLP).  default_rng([seed, 1]) is independent of it.
+    init_pop = prob.init_population(popsize, np.random.default_rng([seed, 1]))
     scratch = build_net(data, hidden, seed)
     bn = _has_batchnorm(scratch)
 

@@ -506,3 +506,47 @@ def test_load_mnist_images_matches_flat():
     assert img["X_train"].shape == (200, 1, 28, 28) and img["X_test"].shape == (50, 1, 28, 28)
     np.testing.assert_array_equal(img["X_train"].reshape(200, -1), flat["X_train"])
     np.testing.assert_array_equal(img["y_val"], flat["y_val"])
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("hidden", [[16], [16, 8]])
+def test_run_metaheuristic_population_is_distinct_and_shared(monkeypatch, hidden):
+    """The starting population of run_metaheuristic: row 0 is the network gradient
+    descent starts from, the other rows are distinct from it and from each other
+    (they once came from a generator seeded like the one that built row 0, so for
+    an MLP row 1 repeated row 0), and every method gets the same population."""
+    rng = np.random.default_rng(0)
+    data = {"task": "classification", "n_out": 2, "features": None}
+    for split, n in (("train", 40), ("val", 10), ("test", 10)):
+        data[f"X_{split}"] = rng.normal(size=(n, 6)).astype(np.float32)
+        data[f"y_{split}"] = rng.integers(2, size=n)
+    seen = {}
+
+    def capture(name):
+        def fake(f, *args, init_pop=None, seed=None, **kw):
+            seen[(name, seed)] = np.array(init_pop)
+            raise _Captured
+        return fake
+
+    fns = {"SHADE": "shade", "SHADE-ILS": "shade_ils", "SHADE+GD": "shade_gd",
+           "SHADE-ILS+GD": "shade_ils_gd"}
+    for fn in fns.values():
+        monkeypatch.setattr(mh, fn, capture(fn))
+    popsize = 10
+    for seed in (42, 1):
+        for method in mh.MH_METHODS:
+            with pytest.raises(_Captured):
+                mh.run_metaheuristic(data, hidden, method, 100, seed=seed, popsize=popsize)
+        pops = [seen[(fns[m], seed)] for m in mh.MH_METHODS]
+        P = pops[0]
+        assert P.shape == (popsize, mh.param_count(mh.build_net(data, hidden, seed)))
+        for Q in pops[1:]:                                     # the same for every method
+            np.testing.assert_array_equal(Q, P)
+        np.testing.assert_array_equal(P[0], mh.get_flat(mh.build_net(data, hidden, seed)))
+        dist = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
+        dist[np.diag_indices(popsize)] = np.inf
+        assert dist.min() > 1e-3, np.unravel_index(dist.argmin(), dist.shape)
+    assert not np.array_equal(seen[("shade", 42)][1:], seen[("shade", 1)][1:])
