@@ -223,8 +223,12 @@ class Dense(Layer):
         if not _blas.gemm_tn_update(W, x, dout):
             W -= xp.matmul(x.T, dout, out=self._buffer("grad_W", W.shape, W.dtype))
         if self.use_bias:
+            # sum over the batch as ones @ dout: a BLAS GEMV, faster than a reduction
             b = self.params["b"]
-            b -= dout.sum(axis=0, out=self._buffer("grad_b", b.shape, b.dtype))
+            ones = self._bufs.get("ones")
+            if ones is None or ones.shape[0] != dout.shape[0] or ones.dtype != b.dtype:
+                ones = self._bufs["ones"] = xp.ones(dout.shape[0], dtype=b.dtype)
+            b -= xp.matmul(ones, dout, out=self._buffer("grad_b", b.shape, b.dtype))
         return dx
 
     def config(self):

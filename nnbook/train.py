@@ -73,7 +73,9 @@ def _check_targets(loss, model, X, y, name):
         out = model._forward(X[:1])
     finally:
         model.train(was_training)
-    full = get_xp().zeros((y.shape[0],) + tuple(out.shape[1:]), dtype=out.dtype)
+    # a stand-in for the logits of the whole set: a zero-stride view, no memory
+    xp = get_xp()
+    full = xp.broadcast_to(xp.zeros((), dtype=out.dtype), (y.shape[0],) + tuple(out.shape[1:]))
     try:
         return loss.check(full, y)
     except (TypeError, ValueError) as e:
@@ -166,6 +168,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                  and all((id(l), k) in owned for k in l.params)]
         skip = {(id(l), k) for l in fused for k in l.params}
     rest = [p for p in opt.params if (id(p.layer), p.name) not in skip]
+    need_zero = not fused or bool(rest)   # fused layers never write their gradients
     # gradients left over from a manual backward would otherwise be added to the first step
     if hasattr(model, "zero_grad"):
         model.zero_grad()
@@ -197,7 +200,8 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                 else:
                     model._backward(loss._backward(), need_dx=False)
                     opt.step()
-                opt.zero_grad()
+                if need_zero:
+                    opt.zero_grad()
                 if bar is not None:
                     bar.update(1)
             hist["loss"].append(tot / used)

@@ -255,3 +255,23 @@ def test_fit_plain_sgd_takes_the_fused_step_and_matches_the_public_api(monkeypat
             opt.zero_grad()
     for p, q in zip(a.parameters(), b.parameters()):
         assert_close(p.value, q.value, 1e-5)
+
+
+def test_handwritten_benchmark_loop_trains_like_fit():
+    """The benchmark's framework-free contender does the same arithmetic as nb.fit."""
+    from nnbook.bench.mlp import handwritten_epoch
+    rng = np.random.default_rng(4)
+    X = rng.random((256, 20)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    nb.seed(3)
+    m = nb.mlp([20, 16, 12, 10])
+    params = [a.copy() for l in (m[0], m[2], m[4]) for a in (l.params["W"], l.params["b"])]
+    nb.seed(7)
+    nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.3), X, y, epochs=1,
+           batch_size=32, progress=False)
+    # same batch order: nb.seed(7) then one permutation, as fit draws it
+    nb.seed(7)
+    handwritten_epoch(X, y, params, 0.3, 32, nb.get_rng())
+    got = [a for l in (m[0], m[2], m[4]) for a in (l.params["W"], l.params["b"])]
+    for p, q in zip(params, got):
+        assert_close(p, q, 1e-5)
