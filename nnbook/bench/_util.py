@@ -84,3 +84,28 @@ def median(xs):
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
+
+
+def cpu_bench_args(prog, doc, size_flag, size_default, size_help, argv):
+    """Parse the options every CPU-vs-PyTorch suite shares and limit the threads."""
+    import argparse  # noqa: PLC0415
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(size_flag, type=int, default=size_default, help=size_help)
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    limit_threads(args.threads)
+    return args
+
+
+def import_torch(threads):
+    """PyTorch, limited to ``threads``, for the peer side of a CPU suite (None if absent)."""
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        print("error: PyTorch is not installed; this benchmark compares against it "
+              "(pip install torch==2.13.0)")
+        return None
+    torch.set_num_threads(threads)
+    return torch

@@ -12,9 +12,7 @@ nnbook / PyTorch (below 1 means nnbook is faster).
 """
 from __future__ import annotations
 
-import argparse
-
-from ._util import limit_threads, machine, median, stamp, timed, write_json
+from ._util import cpu_bench_args, import_torch, machine, median, stamp, timed, write_json
 
 
 def torch_lenet5(model):
@@ -38,25 +36,14 @@ def torch_lenet5(model):
 
 
 def main(argv=()):
-    p = argparse.ArgumentParser(prog="python -m nnbook bench lenet5",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--images", type=int, default=10000, help="training images per pass")
-    p.add_argument("--out", default=None, help="write the results as JSON here")
-    args = p.parse_args(argv)
-    limit_threads(args.threads)
+    args = cpu_bench_args("python -m nnbook bench lenet5", __doc__, "--images", 10000, "training images per pass", argv)
     import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415
     from nnbook.lenet import LeNet5  # noqa: PLC0415
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:
-        print("error: PyTorch is not installed; this benchmark compares against it "
-              "(pip install torch==2.13.0)")
+    torch = import_torch(args.threads)
+    if torch is None:
         return 2
-    torch.set_num_threads(args.threads)
     nb.use("numpy")
     (X, y), _ = nb.data.load_mnist()
     X = (X[:args.images].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)

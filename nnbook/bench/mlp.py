@@ -17,9 +17,7 @@ PyTorch is what plain NumPy can reach on the machine.
 """
 from __future__ import annotations
 
-import argparse
-
-from ._util import limit_threads, machine, median, stamp, timed, write_json
+from ._util import cpu_bench_args, import_torch, machine, median, stamp, timed, write_json
 
 
 def handwritten_epoch(X, y, params, lr, bs, rng):
@@ -65,23 +63,13 @@ def handwritten_epoch(X, y, params, lr, bs, rng):
 
 
 def main(argv=()):
-    p = argparse.ArgumentParser(prog="python -m nnbook bench mlp", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--limit", type=int, default=60000, help="training images per epoch")
-    p.add_argument("--out", default=None, help="write the results as JSON here")
-    args = p.parse_args(argv)
-    limit_threads(args.threads)
+    args = cpu_bench_args("python -m nnbook bench mlp", __doc__, "--limit", 60000, "training images per epoch", argv)
     import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:
-        print("error: PyTorch is not installed; this benchmark compares against it "
-              "(pip install torch==2.13.0)")
+    torch = import_torch(args.threads)
+    if torch is None:
         return 2
-    torch.set_num_threads(args.threads)
     nb.use("numpy")
     (X, y), _ = nb.data.load_mnist()
     X = nb.data.scale(nb.data.flatten(X))[:args.limit]
