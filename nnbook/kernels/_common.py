@@ -62,6 +62,18 @@ def poisoned(shape, dtype=np.float32):
     return out
 
 
+@cuda.jit(device=True, inline=True)
+def unravel4(i, B, C, D):
+    """The indices (a, b, c, d) of flat index ``i`` in a C-order array of shape
+    (·, B, C, D).  The last index varies fastest, so consecutive threads get
+    consecutive ``d``: their loads and stores of the innermost axis coalesce."""
+    d = i % D
+    t = i // D
+    c = t % C
+    t = t // C
+    return t // B, t % B, c, d
+
+
 def cdiv(a: int, b: int) -> int:
     """Ceiling division: number of tiles of size ``b`` needed to cover ``a``."""
     return -(-int(a) // int(b))

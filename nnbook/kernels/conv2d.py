@@ -56,7 +56,7 @@ import functools
 import numpy as np
 
 from ._common import (assert_close, cdiv, cuda, on_simulator, poisoned, random_array, sync,
-                      time_kernel, to_device, xp)
+                      time_kernel, to_device, unravel4, xp)
 from ._common import empty as _empty
 
 def _new(shape, dtype=np.float32):
@@ -189,12 +189,8 @@ def _fwd_v1(x, w, b, y, sh, sw, ph, pw):
     N, K, P, Q = y.shape
     if i >= N * K * P * Q:
         return
-    q = i % Q          # consecutive threads -> consecutive q: coalesced stores
-    t = i // Q
-    p = t % P
-    t = t // P
-    k = t % K
-    n = t // K
+    # consecutive threads -> consecutive q: coalesced stores
+    n, k, p, q = unravel4(i, K, P, Q)
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     R, S = w.shape[2], w.shape[3]
     acc = b[k]
@@ -215,12 +211,7 @@ def _dgrad_v1(dy, w, dx, sh, sw, ph, pw):
     N, C, H, W = dx.shape
     if i >= N * C * H * W:
         return
-    v = i % W
-    t = i // W
-    h = t % H
-    t = t // H
-    c = t % C
-    n = t // C
+    n, c, h, v = unravel4(i, C, H, W)
     K, P, Q = dy.shape[1], dy.shape[2], dy.shape[3]
     R, S = w.shape[2], w.shape[3]
     acc = np.float32(0.0)
@@ -243,12 +234,7 @@ def _wgrad_v1(x, dy, dw, sh, sw, ph, pw):
     K, C, R, S = dw.shape
     if i >= K * C * R * S:
         return
-    s = i % S
-    t = i // S
-    r = t % R
-    t = t // R
-    c = t % C
-    k = t // C
+    k, c, r, s = unravel4(i, C, R, S)
     N, P, Q = dy.shape[0], dy.shape[2], dy.shape[3]
     H, W = x.shape[2], x.shape[3]
     acc = np.float32(0.0)

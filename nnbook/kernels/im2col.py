@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (assert_close, cdiv, cuda, on_simulator, poisoned, random_array, sync,
-                      time_kernel, to_device, xp)
+                      time_kernel, to_device, unravel4, xp)
 from ._common import empty as _empty
 from .conv2d import (conv2d_dgrad_ref, conv2d_flops, conv2d_forward_ref, conv2d_wgrad_ref,
                      conv_output_shape, pair)
@@ -107,12 +107,7 @@ def _col2im_v1(cols, x, R, S, P, Q, sh, sw, ph, pw):
     N, C, H, W = x.shape
     if i >= N * C * H * W:
         return
-    v = i % W
-    t = i // W
-    h = t % H
-    t = t // H
-    c = t % C
-    n = t // C
+    n, c, h, v = unravel4(i, C, H, W)
     acc = np.float32(0.0)
     for r in range(R):
         hp = h + ph - r

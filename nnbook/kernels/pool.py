@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (assert_close, cdiv, cuda, on_simulator, poisoned, random_array, sync,
-                      time_kernel, to_device)
+                      time_kernel, to_device, unravel4)
 from ._common import empty as _empty
 from .conv2d import pair
 
@@ -126,12 +126,7 @@ def _maxpool_fwd_v1(x, y, idx, kh, kw, sh, sw, ph, pw):
     N, C, P, Q = y.shape
     if i >= N * C * P * Q:
         return
-    q = i % Q
-    t = i // Q
-    p = t % P
-    t = t // P
-    c = t % C
-    n = t // C
+    n, c, p, q = unravel4(i, C, P, Q)
     H, W = x.shape[2], x.shape[3]
     best = np.float32(-np.inf)       # stay in float32 (a Python float would compare in f64)
     arg = 0
@@ -166,12 +161,7 @@ def _maxpool_bwd_v1(dy, idx, dx, kh, kw, sh, sw, ph, pw):
     N, C, H, W = dx.shape
     if i >= N * C * H * W:
         return
-    v = i % W
-    t = i // W
-    h = t % H
-    t = t // H
-    c = t % C
-    n = t // C
+    n, c, h, v = unravel4(i, C, H, W)
     P, Q = dy.shape[2], dy.shape[3]
     me = h * W + v
     plo, phi = _window_range_dev(h, ph, kh, sh, P)
@@ -190,12 +180,7 @@ def _avgpool_fwd_v1(x, y, kh, kw, sh, sw, ph, pw):
     N, C, P, Q = y.shape
     if i >= N * C * P * Q:
         return
-    q = i % Q
-    t = i // Q
-    p = t % P
-    t = t // P
-    c = t % C
-    n = t // C
+    n, c, p, q = unravel4(i, C, P, Q)
     H, W = x.shape[2], x.shape[3]
     acc = np.float32(0.0)
     for a in range(kh):
@@ -214,12 +199,7 @@ def _avgpool_bwd_v1(dy, dx, kh, kw, sh, sw, ph, pw):
     N, C, H, W = dx.shape
     if i >= N * C * H * W:
         return
-    v = i % W
-    t = i // W
-    h = t % H
-    t = t // H
-    c = t % C
-    n = t // C
+    n, c, h, v = unravel4(i, C, H, W)
     P, Q = dy.shape[2], dy.shape[3]
     plo, phi = _window_range_dev(h, ph, kh, sh, P)
     qlo, qhi = _window_range_dev(v, pw, kw, sw, Q)
