@@ -109,3 +109,16 @@ def import_torch(threads):
         return None
     torch.set_num_threads(threads)
     return torch
+
+
+def torch_sgd_epoch(tm, topt, tloss, Xt, yt, batch_size, seed=0):
+    """One PyTorch training epoch in a seeded batch order: the peer side of a CPU suite."""
+    import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    n = len(Xt)
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    for i in range(0, n, batch_size):
+        idx = perm[i:i + batch_size]
+        topt.zero_grad()
+        tloss(tm(Xt[idx]), yt[idx]).backward()
+        topt.step()

@@ -12,7 +12,8 @@ nnbook / PyTorch (below 1 means nnbook is faster).
 """
 from __future__ import annotations
 
-from ._util import cpu_bench_args, import_torch, machine, median, stamp, timed, write_json
+from ._util import (cpu_bench_args, import_torch, machine, median, stamp, timed,
+                    torch_sgd_epoch, write_json)
 
 
 def torch_lenet5(model):
@@ -63,13 +64,7 @@ def main(argv=()):
         nb.fit(model, loss, opt, X, y, epochs=1, batch_size=bs, progress=False)
 
     def run_torch():
-        perm = torch.from_numpy(np.random.default_rng(0).permutation(n))
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            topt.zero_grad()
-            out = tloss(tm(Xt[idx]), yt[idx])
-            out.backward()
-            topt.step()
+        torch_sgd_epoch(tm, topt, tloss, Xt, yt, bs)
 
     run_nnbook(); run_torch()  # warm-up (first-touch memory, thread pools, oneDNN kernels)
     t_nb, t_pt, ratios = [], [], []

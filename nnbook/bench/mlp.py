@@ -17,7 +17,8 @@ PyTorch is what plain NumPy can reach on the machine.
 """
 from __future__ import annotations
 
-from ._util import cpu_bench_args, import_torch, machine, median, stamp, timed, write_json
+from ._util import (cpu_bench_args, import_torch, machine, median, stamp, timed,
+                    torch_sgd_epoch, write_json)
 
 
 def handwritten_epoch(X, y, params, lr, bs, rng):
@@ -96,13 +97,7 @@ def main(argv=()):
         nb.fit(model, loss, opt, X, y, epochs=1, batch_size=bs, progress=False)
 
     def run_torch():
-        perm = torch.from_numpy(np.random.default_rng(0).permutation(n))
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            topt.zero_grad()
-            out = tloss(tm(Xt[idx]), yt[idx])
-            out.backward()
-            topt.step()
+        torch_sgd_epoch(tm, topt, tloss, Xt, yt, bs)
 
     hw_params = [a.copy() for l in (model[0], model[2], model[4])
                  for a in (l.params["W"], l.params["b"])]
