@@ -105,11 +105,15 @@ class Layer:
         self.grads.update(zs)
         self._fresh = True
 
-    def _buffer(self, key, shape, dtype):
-        """A persistent work array (reused across steps: fresh memory is slow)."""
+    def _buffer(self, key, shape, dtype, fill=None):
+        """A persistent work array (reused across steps: fresh memory is slow);
+        ``fill``: a constant it is set to when (re)allocated, for arrays that are
+        only read afterwards."""
         b = self._bufs.get(key)
         if b is None or b.shape != tuple(shape) or b.dtype != dtype:
             b = self._bufs[key] = get_xp().empty(shape, dtype=dtype)
+            if fill is not None:
+                b.fill(fill)
         return b
 
     def _grad_out(self, name):
@@ -225,9 +229,7 @@ class Dense(Layer):
         if self.use_bias:
             # sum over the batch as ones @ dout: a BLAS GEMV, faster than a reduction
             b = self.params["b"]
-            ones = self._bufs.get("ones")
-            if ones is None or ones.shape[0] != dout.shape[0] or ones.dtype != b.dtype:
-                ones = self._bufs["ones"] = xp.ones(dout.shape[0], dtype=b.dtype)
+            ones = self._buffer("ones", (dout.shape[0],), b.dtype, fill=1)
             b -= xp.matmul(ones, dout, out=self._buffer("grad_b", b.shape, b.dtype))
         return dx
 

@@ -40,9 +40,14 @@ def iterate_minibatches(n, batch_size, shuffle=True, rng=None, drop_last=False):
     """Yield index arrays covering range(n) in batches (the last may be smaller,
     or is left out with ``drop_last=True`` when ``n`` is not a multiple)."""
     idx = (rng or get_rng()).permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for i in range(0, stop, batch_size):
+    for i in range(0, _n_used(n, batch_size, drop_last), batch_size):
         yield idx[i:i + batch_size]
+
+
+def _n_used(n, batch_size, drop_last):
+    """How many of n samples an epoch visits (all but a smaller final batch with
+    ``drop_last``; all of them when there is not even one full batch)."""
+    return n - n % batch_size if drop_last and n >= batch_size else n
 
 
 def _prepare(model, X, y, name):
@@ -144,7 +149,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
         yv = _check_targets(loss, model, Xv, yv, "val[1]")
     hist = History(loss=[], acc=[], val_loss=[], val_acc=[])
     n = X.shape[0]
-    used = n - n % batch_size if drop_last and n >= batch_size else n
+    used = _n_used(n, batch_size, drop_last)
     nb = -(-used // batch_size)
     bar = None
     if progress:
@@ -160,14 +165,14 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     prescale = isinstance(opt, SGD) and opt._plain and type(opt)._update is SGD._update
     # plain SGD: Dense layers (used once, both parameters optimized) take the step
     # inside their backward pass, fused into the weight-gradient GEMM
-    fused, skip = [], set()
+    fused = []
     if prescale and hasattr(model, "layers"):
         owned = {(id(p.layer), p.name) for p in opt.params}
         ids = [id(l) for l in model.layers]
         fused = [l for l in model.layers if type(l) is Dense and ids.count(id(l)) == 1
                  and all((id(l), k) in owned for k in l.params)]
-        skip = {(id(l), k) for l in fused for k in l.params}
-    rest = [p for p in opt.params if (id(p.layer), p.name) not in skip]
+    fused_ids = {id(l) for l in fused}
+    rest = [p for p in opt.params if id(p.layer) not in fused_ids]
     need_zero = not fused or bool(rest)   # fused layers never write their gradients
     # gradients left over from a manual backward would otherwise be added to the first step
     if hasattr(model, "zero_grad"):
