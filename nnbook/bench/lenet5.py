@@ -37,7 +37,8 @@ def torch_lenet5(model):
 
 
 def main(argv=()):
-    args = cpu_bench_args("python -m nnbook bench lenet5", __doc__, "--images", 10000, "training images per pass", argv)
+    args = cpu_bench_args("python -m nnbook bench lenet5", __doc__, "--images", 10000,
+                          "training images per pass", argv)
     import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415

@@ -64,7 +64,8 @@ def handwritten_epoch(X, y, params, lr, bs, rng):
 
 
 def main(argv=()):
-    args = cpu_bench_args("python -m nnbook bench mlp", __doc__, "--limit", 60000, "training images per epoch", argv)
+    args = cpu_bench_args("python -m nnbook bench mlp", __doc__, "--limit", 60000,
+                          "training images per epoch", argv)
     import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415

@@ -72,7 +72,7 @@ register(
 # --- 3. every gradient of a ReLU MLP of any depth -----------------------------------
 
 
-def _mlp_grads_ref(X, y, weights, biases):
+def _mlp_grads_ref(X, y, weights, biases, relu_mask=True):
     Z, A = [X], []
     for l, (W, b) in enumerate(zip(weights, biases)):
         a = Z[-1] @ W + b
@@ -84,7 +84,9 @@ def _mlp_grads_ref(X, y, weights, biases):
     for l in range(len(weights) - 1, -1, -1):
         out[l] = (Z[l].T @ delta, delta.sum(axis=0))
         if l > 0:
-            delta = (delta @ weights[l].T) * (A[l - 1] > 0)
+            delta = delta @ weights[l].T
+            if relu_mask:   # f'(a^l); relu_mask=False is the known-wrong answer
+                delta = delta * (A[l - 1] > 0)
     return tuple(out)
 
 
@@ -118,21 +120,6 @@ register(
     reference=_mlp_grads_ref,
     cases=_mlp_cases,
     # the layer-l rule without f'(a^l): gradients flow through switched-off ReLUs
-    wrong=lambda X, y, Ws, bs: _mlp_grads_no_mask(X, y, Ws, bs),
+    wrong=lambda X, y, Ws, bs: _mlp_grads_ref(X, y, Ws, bs, relu_mask=False),
     rtol=1e-7, atol=1e-12,
 )
-
-
-def _mlp_grads_no_mask(X, y, weights, biases):
-    Z, A = [X], []
-    for l, (W, b) in enumerate(zip(weights, biases)):
-        a = Z[-1] @ W + b
-        A.append(a)
-        Z.append(np.maximum(a, 0.0) if l < len(weights) - 1 else a)
-    N, K = A[-1].shape
-    delta = (F.softmax(A[-1]) - np.eye(K)[y]) / N
-    out = [None] * len(weights)
-    for l in range(len(weights) - 1, -1, -1):
-        out[l] = (Z[l].T @ delta, delta.sum(axis=0))
-        delta = delta @ weights[l].T
-    return tuple(out)
