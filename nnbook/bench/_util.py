@@ -122,3 +122,17 @@ def torch_sgd_epoch(tm, topt, tloss, Xt, yt, batch_size, seed=0):
         topt.zero_grad()
         tloss(tm(Xt[idx]), yt[idx]).backward()
         topt.step()
+
+
+def gpu_refusal(prog):
+    """Why the GPU suite ``prog`` cannot time anything here (no working GPU, or numba
+    in simulator mode), as one line for stderr; None when a real GPU is ready."""
+    from ..backend import gpu_available  # noqa: PLC0415
+    if not gpu_available():
+        return (f"error: {prog}: no working CUDA GPU (CuPy cannot run a kernel here; "
+                "pip install -e '.[gpu]'); nothing measured, nothing written")
+    from ..kernels import on_simulator  # noqa: PLC0415
+    if on_simulator():
+        return (f"error: {prog}: numba-cuda is in simulator mode (NUMBA_ENABLE_CUDASIM or "
+                "NNBOOK_KERNELS_SIM set); unset it to time the GPU")
+    return None

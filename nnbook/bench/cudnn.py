@@ -629,15 +629,10 @@ def main(argv=()):
     p.add_argument("--out", default=None, help=f"results file (default {DEFAULT_PATH})")
     args = p.parse_args(list(argv))
     os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")      # before CUDA initialises: no TF32 anywhere
-    from ..backend import gpu_available  # noqa: PLC0415
-    if not gpu_available():
-        print("error: `python -m nnbook.bench cudnn` needs a working CUDA GPU with CuPy "
-              "(pip install -e '.[gpu]'); none was found", file=sys.stderr)
-        return 2
-    from ..kernels import on_simulator  # noqa: PLC0415
-    if on_simulator():
-        print("error: nnbook.kernels is running on the CUDA simulator (NNBOOK_KERNELS_SIM or "
-              "NUMBA_ENABLE_CUDASIM is set); unset it to benchmark the GPU", file=sys.stderr)
+    from ._util import gpu_refusal  # noqa: PLC0415
+    why = gpu_refusal("nnbook.bench cudnn")
+    if why:
+        print(why, file=sys.stderr)
         return 2
     if os.environ.get("NVIDIA_TF32_OVERRIDE") != "0":
         print("error: NVIDIA_TF32_OVERRIDE must be 0 (TF32 off) for these comparisons", file=sys.stderr)

@@ -306,18 +306,13 @@ def main(argv=None) -> int:
     if "cupy" in sys.modules and os.environ.get("CUPY_TF32", "0") != "0":
         notes.append("CuPy was imported before the benchmark with CUPY_TF32 set: TF32 may be on")
     os.environ["CUPY_TF32"] = "0"        # plain FP32 GEMMs: compare like with like
-    from nnbook.backend import gpu_available  # noqa: PLC0415
-    if not gpu_available():
-        print("nnbook.bench gpu: no working CUDA GPU (CuPy cannot run a kernel here); "
-              "nothing measured, nothing written", file=sys.stderr)
+    from ._util import gpu_refusal  # noqa: PLC0415
+    why = gpu_refusal("nnbook.bench gpu")
+    if why:
+        print(why, file=sys.stderr)
         return 2
     import cupy as cp  # noqa: PLC0415
 
-    from nnbook.kernels import on_simulator  # noqa: PLC0415
-    if on_simulator():
-        print("nnbook.bench gpu: numba-cuda is in simulator mode (NUMBA_ENABLE_CUDASIM / "
-              "NNBOOK_KERNELS_SIM set?); refusing to time the simulator", file=sys.stderr)
-        return 2
     from ._util import machine, stamp  # noqa: PLC0415
 
     def log(msg):
