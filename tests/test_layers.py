@@ -150,6 +150,19 @@ def test_same_seed_same_history_bit_for_bit():
     assert all(np.array_equal(s1[k], s2[k]) for k in s1)
 
 
+def _train_with_public_api(model, opt, X, y, epochs, batch_size, seed=5):
+    """What nb.fit does, spelled out with forward/backward/step (batch order as nb.fit's
+    after nb.seed(seed))."""
+    loss = nb.SoftmaxCrossEntropy()
+    nb.seed(seed)
+    for _ in range(epochs):
+        for idx in nb.train.iterate_minibatches(len(X), batch_size):
+            loss.forward(model.forward(X[idx]), y[idx])
+            model.backward(loss.backward())
+            opt.step()
+            opt.zero_grad()
+
+
 def test_fit_matches_a_hand_written_loop():
     """The fast path of fit (buffers, prescaled SGD) computes what the public API computes."""
     X, y = nb.data.moons(96, seed=3)
@@ -162,14 +175,7 @@ def test_fit_matches_a_hand_written_loop():
                epochs=3, batch_size=16, progress=False)
         nb.seed(1)
         b = nb.mlp([2, 8, 8, 2], dtype="float64")
-        loss, opt = nb.SoftmaxCrossEntropy(), nb.SGD(b.parameters(), lr=0.1, **opt_kw)
-        nb.seed(5)
-        for _ in range(3):
-            for idx in nb.train.iterate_minibatches(len(X), 16):
-                loss.forward(b.forward(X[idx]), y[idx])
-                b.backward(loss.backward())
-                opt.step()
-                opt.zero_grad()
+        _train_with_public_api(b, nb.SGD(b.parameters(), lr=0.1, **opt_kw), X, y, 3, 16)
         for p, q in zip(a.parameters(), b.parameters()):
             assert_close(p.value, q.value, 1e-12)
 
@@ -245,14 +251,7 @@ def test_fit_plain_sgd_takes_the_fused_step_and_matches_the_public_api(monkeypat
     assert not any(getattr(l, "_sgd_step", False) for l in a.layers)   # off after fit
     nb.seed(1)
     b = nb.mlp([2, 8, 8, 3])
-    loss, opt = nb.SoftmaxCrossEntropy(), nb.SGD(b.parameters(), lr=0.2)
-    nb.seed(5)
-    for _ in range(2):
-        for idx in nb.train.iterate_minibatches(len(X), 16):
-            loss.forward(b.forward(X[idx]), y[idx])
-            b.backward(loss.backward())
-            opt.step()
-            opt.zero_grad()
+    _train_with_public_api(b, nb.SGD(b.parameters(), lr=0.2), X, y, 2, 16)
     for p, q in zip(a.parameters(), b.parameters()):
         assert_close(p.value, q.value, 1e-5)
 
