@@ -132,21 +132,28 @@ def softmax_xent_backward(cache, dloss=1.0):
 
 
 def softmax_xent_labels_forward(z, y):
-    """Same as :func:`softmax_xent_forward` with integer labels ``y`` (N,)."""
+    """Same as :func:`softmax_xent_forward` with integer labels ``y`` (N,).
+
+    With the shifted logits s = z - max_k z (so every exponent is <= 0),
+    loss_n = log sum_k e^{s_nk} - s_{n,y_n}.  The cache keeps e^s and its row
+    sums: the backward pass divides instead of exponentiating again.
+    """
     xp = get_xp()
-    logp = log_softmax(z)
     N = z.shape[0]
-    loss = -logp[xp.arange(N), y].sum() / N
-    return loss, (logp, y)
+    s = z - z.max(axis=1, keepdims=True)
+    e = xp.exp(s)
+    se = e.sum(axis=1)
+    rows = xp.arange(N)
+    loss = (xp.log(se) - s[rows, y]).sum() / N
+    return loss, (e, se, rows, y)
 
 
 def softmax_xent_labels_backward(cache, dloss=1.0):
-    logp, y = cache
-    xp = get_xp()
-    N = logp.shape[0]
-    g = xp.exp(logp)
-    g[xp.arange(N), y] -= 1
-    g *= dloss / N
+    """dE/dz = (O - onehot(y)) * dloss / N, with O = e^s / sum_k e^s."""
+    e, se, rows, y = cache
+    g = e / se[:, None]
+    g[rows, y] -= 1
+    g *= dloss / e.shape[0]
     return g
 
 

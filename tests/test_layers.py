@@ -235,6 +235,50 @@ def test_fused_gemm_update_matches_numpy(dtype):
     assert np.array_equal(W2, W)
 
 
+def test_fused_gemm_memo_reuses_arguments_only_for_the_same_arrays():
+    import copy
+    import pickle
+
+    from nnbook import _blas
+    if not _blas.available():
+        pytest.skip("NumPy's CBLAS symbols not found: fit uses the two-pass update")
+    rng = np.random.default_rng(1)
+    x, d = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    W = rng.standard_normal((4, 3))
+    memo = _blas.GemmMemo()
+    for _ in range(2):                          # new contents, same arrays: memo hit
+        x[...] = rng.standard_normal(x.shape)
+        want = W - x.T @ d
+        assert _blas.gemm_tn_update(W, x, d, memo)
+        assert_close(W, want, 1e-13)
+    assert memo.key[0] is W
+    other = W.copy()                            # another W: recomputed, memo follows it
+    want = other - x.T @ d
+    assert _blas.gemm_tn_update(other, x, d, memo) and memo.key[0] is other
+    assert_close(other, want, 1e-13)
+    x.shape = (12, 2)                           # same object reshaped in place: recomputed
+    assert not _blas.gemm_tn_update(other, x, d, memo)
+    # copies never inherit the addresses of the original arrays
+    assert copy.deepcopy(memo).key is None and copy.copy(memo).key is None
+    assert pickle.loads(pickle.dumps(memo)).key is None
+
+
+def test_fit_on_a_deep_copy_leaves_the_original_model_alone():
+    import copy
+    X, y = nb.data.spirals(64, seed=3)
+    X = X.astype(np.float32)
+    nb.seed(2)
+    a = nb.mlp([2, 8, 3])
+    opt = nb.SGD(a.parameters(), lr=0.2)
+    nb.fit(a, nb.SoftmaxCrossEntropy(), opt, X, y, epochs=1, batch_size=16, progress=False)
+    before = [p.value.copy() for p in a.parameters()]
+    b = copy.deepcopy(a)
+    nb.fit(b, nb.SoftmaxCrossEntropy(), nb.SGD(b.parameters(), lr=0.2), X, y, epochs=2,
+           batch_size=16, progress=False)
+    assert all(np.array_equal(p.value, q) for p, q in zip(a.parameters(), before))
+    assert not all(np.array_equal(p.value, q) for p, q in zip(b.parameters(), before))
+
+
 def test_fit_plain_sgd_takes_the_fused_step_and_matches_the_public_api(monkeypatch):
     from nnbook import _blas
     calls = []

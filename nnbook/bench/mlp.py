@@ -33,7 +33,7 @@ def handwritten_epoch(X, y, params, lr, bs, rng):
     xb = np.empty((bs, W1.shape[0]), f32)
     h1, h2 = np.empty((bs, W1.shape[1]), f32), np.empty((bs, W2.shape[1]), f32)
     o = np.empty((bs, W3.shape[1]), f32)
-    m1, m2 = np.empty(h1.shape, bool), np.empty(h2.shape, bool)
+    m1, m2 = np.empty(h1.shape, f32), np.empty(h2.shape, f32)      # 0/1 ReLU masks as floats
     d1, d2 = np.empty(h1.shape, f32), np.empty(h2.shape, f32)
     rows = np.arange(bs)
     scale = f32(lr / bs)
@@ -48,9 +48,9 @@ def handwritten_epoch(X, y, params, lr, bs, rng):
         np.take(X, idx, axis=0, out=xb)
         yb = y[idx]
         np.matmul(xb, W1, out=h1); h1 += b1                                # noqa: E702
-        np.greater(h1, 0, out=m1); np.multiply(h1, m1, out=h1)            # noqa: E702
+        np.greater(h1, 0, out=m1, casting="unsafe"); h1 *= m1            # noqa: E702
         np.matmul(h1, W2, out=h2); h2 += b2                                # noqa: E702
-        np.greater(h2, 0, out=m2); np.multiply(h2, m2, out=h2)            # noqa: E702
+        np.greater(h2, 0, out=m2, casting="unsafe"); h2 *= m2            # noqa: E702
         np.matmul(h2, W3, out=o); o += b3                                  # noqa: E702
         e = np.exp(o - o.max(axis=1, keepdims=True))
         e /= e.sum(axis=1, keepdims=True)
