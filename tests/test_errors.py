@@ -99,3 +99,15 @@ def test_fit_errors():
         nb.fit(model, "ce", opt, X, np.zeros(5, int), progress=False)
     with pytest.raises(ValueError, match=r"val\[1\]: labels must lie"):
         nb.fit(model, loss, opt, X, np.zeros(5, int), val=(X, np.full(5, 7)), progress=False)
+
+
+def test_all_finite_detects_nan_and_inf_without_false_alarms():
+    from nnbook._checks import all_finite
+    big = np.full(4, 3e38, np.float32)                 # finite, though a sum would overflow
+    assert all_finite(big) and all_finite(np.zeros(0)) and all_finite(np.ones((3, 2)))
+    for bad in (np.nan, np.inf, -np.inf):
+        for base in (np.ones(5, np.float32), big.copy()):
+            a = base.copy()
+            a[2] = bad
+            assert not all_finite(a)
+    assert not all_finite(np.array([np.inf, -np.inf]))  # sum is NaN
