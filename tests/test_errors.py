@@ -110,4 +110,13 @@ def test_all_finite_detects_nan_and_inf_without_false_alarms():
             a = base.copy()
             a[2] = bad
             assert not all_finite(a)
-    assert not all_finite(np.array([np.inf, -np.inf]))  # sum is NaN
+    assert not all_finite(np.array([np.inf, -np.inf]))
+    # large arrays go block by block: a bad entry in the last, partial block is found
+    import nnbook._checks as chk
+    n = 3 * chk._FINITE_CHUNK + 4
+    a = np.zeros(n, np.float32).reshape(-1, 4)
+    assert all_finite(a)
+    for pos in (0, chk._FINITE_CHUNK, n - 1):
+        b = a.copy()
+        b.reshape(-1)[pos] = np.nan
+        assert not all_finite(b) and not all_finite(b[::2])   # blocks, and the strided path
