@@ -28,13 +28,13 @@ book: setup
 	$(BIN)/jupyter-book build . -W --keep-going
 
 test: setup
-	$(PY) -m pytest -n $(JOBS) --dist loadfile tests book --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest -n $(JOBS) --dist loadfile tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
 test-unit:
 	$(PY) -m pytest -n $(JOBS) tests
 
 test-notebooks:
-	$(PY) -m pytest -n $(JOBS) --dist loadfile book --nbval-lax --nbval-current-env
+	$(PY) -m pytest -n $(JOBS) --dist loadfile book --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
