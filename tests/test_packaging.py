@@ -42,3 +42,20 @@ def test_toc_files_exist():
     toc = (ROOT / "_toc.yml").read_text()
     for f in re.findall(r"(?:file|root):\s*(\S+)", toc):
         assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f
+
+
+def test_gpu_session_script_is_valid_and_names_existing_tests():
+    """benchmarks/gpu_session.sh runs only on a GPU machine: here, check that it parses
+    and that every test file and bench suite it names exists."""
+    import re
+    import shutil
+    import subprocess
+    script = ROOT / "benchmarks" / "gpu_session.sh"
+    text = script.read_text()
+    if shutil.which("bash"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    tests = re.findall(r"tests/\w+\.py", text)
+    assert len(tests) >= 4 and all((ROOT / t).is_file() for t in tests), tests
+    from nnbook.bench import suites
+    named = re.findall(r"bench (\w+) --out", text)
+    assert named == ["gpu", "cudnn"] and set(named) <= set(suites())
