@@ -189,7 +189,12 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                 if reuse and len(idx) == batch_size:
                     if xbuf is None:
                         xbuf = xp.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
-                    xb = xp.take(X, idx, axis=0, out=xbuf)
+                    if xp is np:
+                        # mode="clip" (the indices are a permutation, never out of range):
+                        # with the default "raise", NumPy gathers into a temporary and copies
+                        xb = np.take(X, idx, axis=0, out=xbuf, mode="clip")
+                    else:
+                        xb = xp.take(X, idx, axis=0, out=xbuf)
                 else:
                     xb = X[idx]
                 yb = y[idx]
