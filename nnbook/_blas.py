@@ -76,17 +76,19 @@ def available() -> bool:
 
 
 class GemmMemo:
-    """What :func:`gemm_tn_update` prepared for its last call: reading three array
+    """What :func:`gemm_tn_update` prepared for its last call: reading the array
     addresses and converting fourteen arguments for ctypes costs a few
     microseconds, as much as the GEMM of a small layer.  A training loop calls
-    with the same arrays again and again; the memo keeps them (so their memory
-    stays valid) and the converted arguments.  Copies and pickles start empty: the
+    with the same ``W`` and ``x`` again and again (a layer's weights and its input
+    buffer); the memo keeps them (so their memory stays valid) and the converted
+    arguments around the address of ``d``, which is read at every call (the loss
+    gradient is a new array each step).  Copies and pickles start empty: the
     addresses belong to the original arrays."""
 
-    __slots__ = ("key", "call", "args")
+    __slots__ = ("key", "call", "before", "after", "d_shape")
 
     def __init__(self):
-        self.key = self.call = self.args = None
+        self.key = self.call = self.before = self.after = self.d_shape = None
 
     def __copy__(self):
         return GemmMemo()
@@ -103,14 +105,15 @@ def gemm_tn_update(W, x, d, memo=None) -> bool:
 
     ``W``: (K, M), ``x``: (N, K), ``d``: (N, M), NumPy arrays of one float dtype,
     C-contiguous.  Anything else (CuPy arrays, views, mixed dtypes) returns False.
-    ``memo``: a :class:`GemmMemo` the caller keeps; a call with the very same
-    three arrays (same objects, same shapes) then reuses the prepared arguments.
+    ``memo``: a :class:`GemmMemo` the caller keeps; a call with the very same ``W``
+    and ``x`` (same objects, same shapes) then reuses the prepared arguments.
     """
     if memo is not None and memo.key is not None:
         k = memo.key
-        if k[0] is W and k[1] is x and k[2] is d and k[3] == (W.shape, x.shape, d.shape) \
-                and W.flags.writeable:
-            memo.call(*memo.args)
+        if k[0] is W and k[1] is x and k[2] == (W.shape, x.shape) and W.flags.writeable \
+                and type(d) is np.ndarray and d.dtype == W.dtype and d.shape == memo.d_shape \
+                and d.flags.c_contiguous:
+            memo.call(*memo.before, d.ctypes.data, *memo.after)
             return True
     fs = _lookup()
     if not fs or type(W) is not np.ndarray or type(x) is not np.ndarray \
@@ -131,11 +134,10 @@ def gemm_tn_update(W, x, d, memo=None) -> bool:
     # C (k, m) = -1 * A^T (k, n) @ B (n, m) + 1 * C, row-major; A is x (n, k) with lda = k
     args = (_ROW_MAJOR, _TRANS, _NO_TRANS, k, m, n, -1.0, x.ctypes.data, k, d.ctypes.data, m,
             1.0, W.ctypes.data, m)
-    if memo is None:
-        f(*args)
-        return True
-    # converted once to ctypes values: a later call passes them without conversion
-    args = tuple(t(v) for t, v in zip(f.argtypes, args))
     f(*args)
-    memo.key, memo.call, memo.args = (W, x, d, (W.shape, x.shape, d.shape)), f, args
+    if memo is not None:
+        # converted once to ctypes values: a later call passes them without conversion
+        conv = tuple(t(v) for t, v in zip(f.argtypes, args))
+        memo.key, memo.call, memo.d_shape = (W, x, (W.shape, x.shape)), f, d.shape
+        memo.before, memo.after = conv[:9], conv[10:]
     return True

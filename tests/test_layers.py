@@ -252,6 +252,13 @@ def test_fused_gemm_memo_reuses_arguments_only_for_the_same_arrays():
         assert _blas.gemm_tn_update(W, x, d, memo)
         assert_close(W, want, 1e-13)
     assert memo.key[0] is W
+    d2 = rng.standard_normal(d.shape)           # a new d (like a loss gradient): hit, new address
+    want = W - x.T @ d2
+    assert _blas.gemm_tn_update(W, x, d2, memo) and memo.key[0] is W
+    assert_close(W, want, 1e-13)
+    d3 = np.asfortranarray(d2)                  # a d the GEMM cannot take: refused, W untouched
+    before = W.copy()
+    assert not _blas.gemm_tn_update(W, x, d3, memo) and np.array_equal(W, before)
     other = W.copy()                            # another W: recomputed, memo follows it
     want = other - x.T @ d
     assert _blas.gemm_tn_update(other, x, d, memo) and memo.key[0] is other
