@@ -1,17 +1,22 @@
-"""NumPy's own BLAS, called directly for one fused operation: ``W -= x.T @ d``.
+"""NumPy's own BLAS, called directly for two fused operations of a dense layer.
 
-Plain SGD with a pre-scaled gradient updates a dense layer's weights by
-``W -= x.T @ d``.  Written with NumPy this is two passes over ``W``-sized memory
-(``g = x.T @ d`` into a buffer, then ``W -= g``).  BLAS's GEMM computes
-``C = alpha * A @ B + beta * C`` in one pass, so with ``alpha = -1, beta = 1``
-the update happens inside the matrix product.  NumPy does not expose ``beta``,
-so this module finds the CBLAS library that NumPy itself loaded (same library,
-same thread pool: no second pool competing for the cores) and calls its
-``cblas_?gemm`` through ctypes.
+BLAS's GEMM computes ``C = alpha * A @ B + beta * C``; NumPy's matmul always
+uses ``beta = 0``.  With ``beta = 1`` two steps of a training loop need one pass
+over memory instead of two:
 
-If the library or the symbol cannot be found (a NumPy built against another
-BLAS, an unusual platform) :func:`gemm_tn_update` returns ``False`` and the
-caller does the two-pass update instead; results agree to rounding.
+* plain SGD with a pre-scaled gradient updates the weights by ``W -= x.T @ d``:
+  the update happens inside the matrix product (``alpha = -1``), instead of a
+  gradient buffer ``g = x.T @ d`` and a second pass ``W -= g``;
+* the forward pass ``out = x @ W + b`` starts from ``out`` filled with the bias
+  (a broadcast copy) and lets the product add onto it, instead of a product and
+  a second pass ``out += b``.
+
+This module finds the CBLAS library that NumPy itself loaded (same library, same
+thread pool: no second pool competing for the cores) and calls its
+``cblas_?gemm`` through ctypes (:func:`gemm_acc`).  If the library or the
+symbol cannot be found (a NumPy built against another BLAS, an unusual platform)
+the functions return ``False`` and the caller takes the two-pass route; results
+agree to rounding.
 """
 from __future__ import annotations
 
@@ -76,19 +81,19 @@ def available() -> bool:
 
 
 class GemmMemo:
-    """What :func:`gemm_tn_update` prepared for its last call: reading the array
-    addresses and converting fourteen arguments for ctypes costs a few
-    microseconds, as much as the GEMM of a small layer.  A training loop calls
-    with the same ``W`` and ``x`` again and again (a layer's weights and its input
+    """What :func:`gemm_acc` prepared for its last call: reading the array addresses
+    and converting fourteen arguments for ctypes costs a few microseconds, as much
+    as the GEMM of a small layer.  A training loop calls with the same ``a`` and
+    ``c`` again and again (a layer's input buffer and its weights or output
     buffer); the memo keeps them (so their memory stays valid) and the converted
-    arguments around the address of ``d``, which is read at every call (the loss
+    arguments around the address of ``b``, which is read at every call (the loss
     gradient is a new array each step).  Copies and pickles start empty: the
     addresses belong to the original arrays."""
 
-    __slots__ = ("key", "call", "before", "after", "d_shape")
+    __slots__ = ("key", "call", "before", "after", "b_shape")
 
     def __init__(self):
-        self.key = self.call = self.before = self.after = self.d_shape = None
+        self.key = self.call = self.before = self.after = self.b_shape = None
 
     def __copy__(self):
         return GemmMemo()
@@ -100,44 +105,55 @@ class GemmMemo:
         return (GemmMemo, ())
 
 
-def gemm_tn_update(W, x, d, memo=None) -> bool:
-    """``W -= x.T @ d`` in place in one GEMM; ``False`` (nothing done) if not possible.
+def gemm_acc(a, b, c, trans_a=False, alpha=1.0, memo=None) -> bool:
+    """``c += alpha * op(a) @ b`` in place in one GEMM (BLAS's beta = 1), with
+    ``op(a) = a.T`` if ``trans_a``; ``False`` (nothing done) if not possible.
 
-    ``W``: (K, M), ``x``: (N, K), ``d``: (N, M), NumPy arrays of one float dtype,
-    C-contiguous.  Anything else (CuPy arrays, views, mixed dtypes) returns False.
-    ``memo``: a :class:`GemmMemo` the caller keeps; a call with the very same ``W``
-    and ``x`` (same objects, same shapes) then reuses the prepared arguments.
+    ``op(a)``: (M, K), ``b``: (K, N), ``c``: (M, N); NumPy arrays of one float dtype,
+    C-contiguous, ``c`` writeable.  Anything else (CuPy arrays, views, mixed
+    dtypes) returns False.  ``memo``: a :class:`GemmMemo` the caller keeps; a call
+    with the very same ``a`` and ``c`` (same objects, same shapes), the same
+    ``trans_a`` and ``alpha`` then reuses the prepared arguments.
     """
     if memo is not None and memo.key is not None:
         k = memo.key
-        if k[0] is W and k[1] is x and k[2] == (W.shape, x.shape) and W.flags.writeable \
-                and type(d) is np.ndarray and d.dtype == W.dtype and d.shape == memo.d_shape \
-                and d.flags.c_contiguous:
-            memo.call(*memo.before, d.ctypes.data, *memo.after)
+        if k[0] is a and k[1] is c and k[2] == (a.shape, c.shape, trans_a, alpha) \
+                and c.flags.writeable and type(b) is np.ndarray and b.dtype == c.dtype \
+                and b.shape == memo.b_shape and b.flags.c_contiguous:
+            memo.call(*memo.before, b.ctypes.data, *memo.after)
             return True
     fs = _lookup()
-    if not fs or type(W) is not np.ndarray or type(x) is not np.ndarray \
-            or type(d) is not np.ndarray:
+    if not fs or type(a) is not np.ndarray or type(b) is not np.ndarray \
+            or type(c) is not np.ndarray:
         return False
-    f = fs.get(W.dtype)
-    if f is None or x.dtype != W.dtype or d.dtype != W.dtype:
+    f = fs.get(c.dtype)
+    if f is None or a.dtype != c.dtype or b.dtype != c.dtype:
         return False
-    if not (W.flags.c_contiguous and W.flags.writeable and x.flags.c_contiguous
-            and d.flags.c_contiguous):
+    if not (c.flags.c_contiguous and c.flags.writeable and a.flags.c_contiguous
+            and b.flags.c_contiguous):
         return False
-    if x.ndim != 2 or d.ndim != 2 or W.ndim != 2:
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2:
         return False
-    n, k = x.shape
-    m = d.shape[1]
-    if d.shape[0] != n or W.shape != (k, m) or n == 0:
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or c.shape != (m, n) or k == 0 or m == 0 or n == 0:
         return False
-    # C (k, m) = -1 * A^T (k, n) @ B (n, m) + 1 * C, row-major; A is x (n, k) with lda = k
-    args = (_ROW_MAJOR, _TRANS, _NO_TRANS, k, m, n, -1.0, x.ctypes.data, k, d.ctypes.data, m,
-            1.0, W.ctypes.data, m)
+    # row-major C (m, n) = alpha * op(A) (m, k) @ B (k, n) + 1 * C; lda is a's row length
+    args = (_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _NO_TRANS, m, n, k, alpha,
+            a.ctypes.data, a.shape[1], b.ctypes.data, n, 1.0, c.ctypes.data, n)
     f(*args)
     if memo is not None:
         # converted once to ctypes values: a later call passes them without conversion
         conv = tuple(t(v) for t, v in zip(f.argtypes, args))
-        memo.key, memo.call, memo.d_shape = (W, x, (W.shape, x.shape)), f, d.shape
+        memo.key, memo.call, memo.b_shape = (a, c, (a.shape, c.shape, trans_a, alpha)), f, b.shape
         memo.before, memo.after = conv[:9], conv[10:]
     return True
+
+
+def gemm_tn_update(W, x, d, memo=None) -> bool:
+    """``W -= x.T @ d`` in place in one GEMM (the plain-SGD weight step with a
+    pre-scaled gradient); ``False`` (nothing done) if not possible.
+
+    ``W``: (K, M), ``x``: (N, K), ``d``: (N, M); see :func:`gemm_acc`.
+    """
+    return gemm_acc(x, d, W, trans_a=True, alpha=-1.0, memo=memo)

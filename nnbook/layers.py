@@ -185,12 +185,29 @@ class Dense(Layer):
         xp = get_xp()
         self._x = x
         W = self.params["W"]
-        out = (xp.matmul(x, W, out=self._buffer("out", (x.shape[0], W.shape[1]), W.dtype))
-               if self._reuse else x @ W)
-        if self.use_bias:
-            out += self.params["b"]
+        if not self._reuse:
+            out = x @ W
+            if self.use_bias:
+                out += self.params["b"]
+        else:
+            out = self._buffer("out", (x.shape[0], W.shape[1]), W.dtype)
+            if not (self.use_bias and self._forward_bias_in_gemm(x, W, out)):
+                xp.matmul(x, W, out=out)
+                if self.use_bias:
+                    out += self.params["b"]
         self._out_shape = out.shape
         return out
+
+    def _forward_bias_in_gemm(self, x, W, out):
+        """``out = x @ W + b`` as one GEMM that adds onto ``out`` pre-filled with the
+        bias (NumPy only; False, with nothing computed, where BLAS cannot take it)."""
+        if type(out) is not np.ndarray or not _blas.available():
+            return False
+        memo = self._bufs.get("fwd_memo")
+        if memo is None:
+            memo = self._bufs["fwd_memo"] = _blas.GemmMemo()
+        np.copyto(out, self.params["b"])
+        return _blas.gemm_acc(x, W, out, memo=memo)
 
     # set by nb.fit for plain SGD whose loss gradient is pre-scaled by the learning
     # rate: backward then applies the step itself (see _backward_sgd)

@@ -235,6 +235,29 @@ def test_fused_gemm_update_matches_numpy(dtype):
     assert np.array_equal(W2, W)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dense_forward_with_the_bias_inside_the_gemm(dtype):
+    """Inside a training loop Dense computes x @ W + b as one GEMM onto the bias
+    (BLAS beta = 1); it must equal the plain forward pass."""
+    from nnbook import _blas
+    rng = np.random.default_rng(3)
+    layer = nb.Dense(7, 5, dtype=dtype)
+    layer.params["b"][...] = rng.standard_normal(5)
+    x = rng.standard_normal((9, 7)).astype(dtype)
+    want = layer.forward(x).copy()
+    layer._set_reuse(True)
+    for _ in range(2):                                  # second call: the memo path
+        got = layer._forward(x)
+        assert_close(got, want, 1e-6 if dtype == "float32" else 1e-13)
+    assert ("fwd_memo" in layer._bufs) == _blas.available()
+    c = rng.standard_normal((9, 5)).astype(dtype)       # gemm_acc itself: c += op(a) @ b
+    ref = c + 0.5 * x @ layer.params["W"]
+    if _blas.available():
+        assert _blas.gemm_acc(x, layer.params["W"], c, alpha=0.5)
+        assert_close(c, ref, 1e-6 if dtype == "float32" else 1e-13)
+        assert not _blas.gemm_acc(x, layer.params["W"], c[:, :4])     # a view: refused
+
+
 def test_fused_gemm_memo_reuses_arguments_only_for_the_same_arrays():
     import copy
     import pickle
@@ -251,17 +274,17 @@ def test_fused_gemm_memo_reuses_arguments_only_for_the_same_arrays():
         want = W - x.T @ d
         assert _blas.gemm_tn_update(W, x, d, memo)
         assert_close(W, want, 1e-13)
-    assert memo.key[0] is W
+    assert memo.key[1] is W                     # the key: (x, W), d read at each call
     d2 = rng.standard_normal(d.shape)           # a new d (like a loss gradient): hit, new address
     want = W - x.T @ d2
-    assert _blas.gemm_tn_update(W, x, d2, memo) and memo.key[0] is W
+    assert _blas.gemm_tn_update(W, x, d2, memo) and memo.key[1] is W
     assert_close(W, want, 1e-13)
     d3 = np.asfortranarray(d2)                  # a d the GEMM cannot take: refused, W untouched
     before = W.copy()
     assert not _blas.gemm_tn_update(W, x, d3, memo) and np.array_equal(W, before)
     other = W.copy()                            # another W: recomputed, memo follows it
     want = other - x.T @ d
-    assert _blas.gemm_tn_update(other, x, d, memo) and memo.key[0] is other
+    assert _blas.gemm_tn_update(other, x, d, memo) and memo.key[1] is other
     assert_close(other, want, 1e-13)
     x.shape = (12, 2)                           # same object reshaped in place: recomputed
     assert not _blas.gemm_tn_update(other, x, d, memo)
