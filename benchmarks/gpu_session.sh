@@ -9,6 +9,10 @@
 # (PYTHONPATH), not installed.  Wheels missing there (the cuDNN frontend,
 # `nvidia-cudnn-frontend`, for `bench cudnn`) can be put in .whl/ beforehand;
 # they are installed from there without a network.  MNIST is not needed.
+# For a Python 3.12 machine, e.g. (1.16.0 needs no other wheel; 1.32 pulls in
+# nvidia-cutlass-dsl and apache-tvm-ffi):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux_2_28_x86_64 -d .whl nvidia-cudnn-frontend==1.16.0
 #
 # Steps, each with its own time limit, each logged to OUT_DIR/<step>.txt:
 #   doctor       nvidia-smi and `python -m nnbook doctor`
