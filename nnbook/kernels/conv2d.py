@@ -606,6 +606,17 @@ WGRAD_VERSIONS = (1, 3)
 # ----------------------------------------------------------------------------- check and benchmark
 
 
+def random_problem(rng, shape, k, rs, stride, padding):
+    """Random float32 inputs of one convolution on the host: x ``shape`` (N, C, H, W),
+    w (k, C, *rs), b (k,) and an output gradient dy of the matching shape — what every
+    check and benchmark of the convolution paths draws."""
+    x = random_array(rng, shape)
+    w = random_array(rng, (k, shape[1], *rs))
+    b = random_array(rng, (k,))
+    dy = random_array(rng, conv_output_shape(shape, w.shape, stride, padding))
+    return x, w, b, dy
+
+
 def check(op="forward", version=3, shape=(2, 3, 7, 6), k=4, rs=(3, 3), stride=1, padding=1,
           *, tile=None, splits=None, seed=0, tol=1e-5):
     """Run kernel ``version`` of ``op`` on random data and compare with the NumPy reference.
@@ -613,13 +624,7 @@ def check(op="forward", version=3, shape=(2, 3, 7, 6), k=4, rs=(3, 3), stride=1,
     ``shape`` is (N, C, H, W) of x; ``k`` output channels; ``rs`` filter size.
     Returns the relative error; raises AssertionError above ``tol``.
     """
-    rng = np.random.default_rng(seed)
-    N, C, H, W = shape
-    x = random_array(rng, shape)
-    w = random_array(rng, (k, C, *rs))
-    b = random_array(rng, (k,))
-    _, _, P, Q = conv_output_shape(shape, w.shape, stride, padding)
-    dy = random_array(rng, (N, k, P, Q))
+    x, w, b, dy = random_problem(np.random.default_rng(seed), shape, k, rs, stride, padding)
     x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
     if op == "forward":
         out = conv2d_forward(to_device(x), to_device(w), to_device(b), stride, padding, version, tile=tile)
@@ -639,11 +644,8 @@ def check(op="forward", version=3, shape=(2, 3, 7, 6), k=4, rs=(3, 3), stride=1,
 
 def benchmark(shape=(128, 64, 56, 56), k=64, rs=(3, 3), stride=1, padding=1, repeats=20):
     """GFLOP/s of every version of every op on one layer (meaningful on a GPU only)."""
-    rng = np.random.default_rng(0)
-    x = to_device(random_array(rng, shape))
-    w = to_device(random_array(rng, (k, shape[1], *rs)))
-    N, K, P, Q = conv_output_shape(shape, w.shape, stride, padding)
-    dy = to_device(random_array(rng, (N, K, P, Q)))
+    x, w, _, dy = (to_device(a) for a in
+                   random_problem(np.random.default_rng(0), shape, k, rs, stride, padding))
     flops = conv2d_flops(shape, w.shape, stride, padding)
     rows = []
     runs = [("forward", v, lambda v=v: conv2d_forward(x, w, None, stride, padding, v)) for v in FORWARD_VERSIONS]

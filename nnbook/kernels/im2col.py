@@ -29,7 +29,7 @@ from ._common import (assert_close, cdiv, cuda, on_simulator, poisoned, random_a
                       time_kernel, to_device, unravel4, xp)
 from ._common import empty as _empty
 from .conv2d import (conv2d_dgrad_ref, conv2d_flops, conv2d_forward_ref, conv2d_wgrad_ref,
-                     conv_output_shape, pair)
+                     conv_output_shape, pair, random_problem)
 
 def _new(shape, dtype=np.float32):
     """Output buffer: NaN-filled on the simulator (an element a kernel forgets fails the check)."""
@@ -194,12 +194,9 @@ def conv2d_wgrad(x, dy, w_shape, stride=1, padding=0):
 def check(op="forward", shape=(2, 3, 7, 6), k=4, rs=(3, 3), stride=1, padding=1, *, seed=0, tol=1e-5):
     """Compare ``op`` in {"im2col", "col2im", "forward", "dgrad", "wgrad"} with the NumPy reference."""
     rng = np.random.default_rng(seed)
-    N, C, H, W = shape
-    x = random_array(rng, shape)
-    w = random_array(rng, (k, C, *rs))
-    b = random_array(rng, (k,))
-    _, _, P, Q = conv_output_shape(shape, w.shape, stride, padding)
-    dy = random_array(rng, (N, k, P, Q))
+    x, w, b, dy = random_problem(rng, shape, k, rs, stride, padding)
+    N, C = shape[:2]
+    P, Q = dy.shape[2:]
     f64 = lambda a: a.astype(np.float64)  # noqa: E731
     if op == "im2col":
         out, ref = im2col(x, rs, stride, padding), im2col_ref(f64(x), rs, stride, padding)
@@ -221,10 +218,8 @@ def check(op="forward", shape=(2, 3, 7, 6), k=4, rs=(3, 3), stride=1, padding=1,
 
 def benchmark(shape=(128, 64, 56, 56), k=64, rs=(3, 3), stride=1, padding=1, repeats=20):
     """GFLOP/s of the im2col + GEMM path (meaningful on a GPU only)."""
-    rng = np.random.default_rng(0)
-    x = to_device(random_array(rng, shape))
-    w = to_device(random_array(rng, (k, shape[1], *rs)))
-    dy = to_device(random_array(rng, conv_output_shape(shape, w.shape, stride, padding)))
+    x, w, _, dy = (to_device(a) for a in
+                   random_problem(np.random.default_rng(0), shape, k, rs, stride, padding))
     flops = conv2d_flops(shape, w.shape, stride, padding)
     rows = []
     for op, fn in [("forward", lambda: conv2d_forward(x, w, None, stride, padding)),
