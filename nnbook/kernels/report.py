@@ -24,29 +24,21 @@ H100_SXM = {"name": "H100 SXM5 (spec)", "fp32_flops": 67e12, "hbm_bytes_per_s": 
 
 def _thread_map(M, N, block, mapping):
     """Arrays (block id, lane id) for every output element, plus the grid."""
-    bdx, bdy = block
+    if mapping != "v2":     # v1: x -> row, i.e. v2's layout of the transposed matrix
+        blk, lane, grid = _thread_map(N, M, block, "v2")
+        return blk.T, lane.T, grid
+    bdx, bdy = block        # v2: x -> column
     blk = np.full((M, N), -1)
     lane = np.full((M, N), -1)
-    if mapping == "v2":     # x -> column
-        gx, gy = -(-N // bdx), -(-M // bdy)
-        for by in range(gy):
-            for bx in range(gx):
-                for ty in range(bdy):
-                    for tx in range(bdx):
-                        r, c = by * bdy + ty, bx * bdx + tx
-                        if r < M and c < N:
-                            blk[r, c] = by * gx + bx
-                            lane[r, c] = ty * bdx + tx
-    else:                   # v1: x -> row
-        gx, gy = -(-M // bdx), -(-N // bdy)
-        for by in range(gy):
-            for bx in range(gx):
-                for ty in range(bdy):
-                    for tx in range(bdx):
-                        r, c = bx * bdx + tx, by * bdy + ty
-                        if r < M and c < N:
-                            blk[r, c] = by * gx + bx
-                            lane[r, c] = ty * bdx + tx
+    gx, gy = -(-N // bdx), -(-M // bdy)
+    for by in range(gy):
+        for bx in range(gx):
+            for ty in range(bdy):
+                for tx in range(bdx):
+                    r, c = by * bdy + ty, bx * bdx + tx
+                    if r < M and c < N:
+                        blk[r, c] = by * gx + bx
+                        lane[r, c] = ty * bdx + tx
     return blk, lane, (gx, gy)
 
 
