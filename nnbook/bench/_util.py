@@ -75,6 +75,26 @@ def timed(fn, pause=0.4):
     return time.perf_counter() - t
 
 
+def paired_rounds(runs, rounds, peer):
+    """Time every function of ``runs`` (name -> function) once per round, in order
+    (A B A B ...), after one warm-up call of each (first-touch memory, thread pools).
+    Returns ``(times, ratios)``: seconds per name, and for every name but ``peer`` its
+    per-round ratio to the peer's time of the same round."""
+    for fn in runs.values():
+        fn()
+    times = {name: [] for name in runs}
+    others = [name for name in runs if name != peer]
+    for r in range(rounds):
+        for name, fn in runs.items():
+            times[name].append(timed(fn))
+        rs = [times[name][-1] / times[peer][-1] for name in others]
+        extra = "".join(f", {name} {x:.3f}" for name, x in zip(others[1:], rs[1:]))
+        print(f"round {r + 1}: " + "  ".join(f"{name} {times[name][-1]:.3f} s" for name in runs)
+              + f"  ratio {rs[0]:.3f}" + (f" ({extra[2:]})" if extra else ""))
+    ratios = {name: [a / b for a, b in zip(times[name], times[peer])] for name in others}
+    return times, ratios
+
+
 def median(xs):
     xs = sorted(xs)
     n = len(xs)

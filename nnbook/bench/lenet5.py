@@ -12,7 +12,7 @@ nnbook / PyTorch (below 1 means nnbook is faster).
 """
 from __future__ import annotations
 
-from ._util import (cpu_bench_args, import_torch, machine, median, stamp, timed,
+from ._util import (cpu_bench_args, import_torch, machine, median, paired_rounds, stamp,
                     torch_sgd_epoch, write_json)
 
 
@@ -67,13 +67,9 @@ def main(argv=()):
     def run_torch():
         torch_sgd_epoch(tm, topt, tloss, Xt, yt, bs)
 
-    run_nnbook(); run_torch()  # warm-up (first-touch memory, thread pools, oneDNN kernels)
-    t_nb, t_pt, ratios = [], [], []
-    for r in range(args.rounds):
-        a = timed(run_nnbook)
-        b = timed(run_torch)
-        t_nb.append(a); t_pt.append(b); ratios.append(a / b)
-        print(f"round {r + 1}: nnbook {a:.3f} s  pytorch {b:.3f} s  ratio {a / b:.3f}")
+    times, rel = paired_rounds({"nnbook": run_nnbook, "pytorch": run_torch}, args.rounds,
+                               peer="pytorch")
+    t_nb, t_pt, ratios = times["nnbook"], times["pytorch"], rel["nnbook"]
     res = {"benchmark": "lenet5_pass", "model": "LeNet-5 (ReLU, max-pool), SGD lr 0.05",
            "batch_size": bs, "images": n, "threads": args.threads, "dtype": "float32",
            "nnbook_s": t_nb, "pytorch_s": t_pt, "ratios": ratios,

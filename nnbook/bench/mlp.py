@@ -18,7 +18,7 @@ PyTorch is what plain NumPy can reach on the machine.
 """
 from __future__ import annotations
 
-from ._util import (cpu_bench_args, import_torch, machine, median, stamp, timed,
+from ._util import (cpu_bench_args, import_torch, machine, median, paired_rounds, stamp,
                     torch_sgd_epoch, write_json)
 
 
@@ -116,16 +116,10 @@ def main(argv=()):
     def run_handwritten():
         handwritten_epoch(X, y, hw_params, 0.1, bs, hw_rng)
 
-    run_nnbook(); run_torch(); run_handwritten()  # warm-up (first-touch memory, thread pools)
-    t_nb, t_pt, t_hw, ratios, hw_ratios = [], [], [], [], []
-    for r in range(args.rounds):
-        a = timed(run_nnbook)
-        b = timed(run_torch)
-        c = timed(run_handwritten)
-        t_nb.append(a); t_pt.append(b); t_hw.append(c)  # noqa: E702
-        ratios.append(a / b); hw_ratios.append(c / b)  # noqa: E702
-        print(f"round {r + 1}: nnbook {a:.3f} s  pytorch {b:.3f} s  hand-written NumPy {c:.3f} s"
-              f"  ratio {a / b:.3f} (hand-written {c / b:.3f})")
+    times, rel = paired_rounds({"nnbook": run_nnbook, "pytorch": run_torch,
+                                "hand-written": run_handwritten}, args.rounds, peer="pytorch")
+    t_nb, t_pt, t_hw = times["nnbook"], times["pytorch"], times["hand-written"]
+    ratios, hw_ratios = rel["nnbook"], rel["hand-written"]
     res = {"benchmark": "mlp_epoch", "model": "784-256-128-10 ReLU, SGD lr 0.1", "batch_size": bs,
            "images": n, "threads": args.threads, "nnbook_s": t_nb, "pytorch_s": t_pt,
            "ratios": ratios, "median_nnbook_s": median(t_nb), "median_pytorch_s": median(t_pt),
