@@ -203,11 +203,15 @@ class Dense(Layer):
         bias (NumPy only; False, with nothing computed, where BLAS cannot take it)."""
         if type(out) is not np.ndarray or not _blas.available():
             return False
-        memo = self._bufs.get("fwd_memo")
-        if memo is None:
-            memo = self._bufs["fwd_memo"] = _blas.GemmMemo()
         np.copyto(out, self.params["b"])
-        return _blas.gemm_acc(x, W, out, memo=memo)
+        return _blas.gemm_acc(x, W, out, memo=self._gemm_memo("fwd_memo"))
+
+    def _gemm_memo(self, key):
+        """The layer's :class:`nnbook._blas.GemmMemo` for one of its two fused GEMMs."""
+        memo = self._bufs.get(key)
+        if memo is None:
+            memo = self._bufs[key] = _blas.GemmMemo()
+        return memo
 
     # set by nb.fit for plain SGD whose loss gradient is pre-scaled by the learning
     # rate: backward then applies the step itself (see _backward_sgd)
@@ -241,10 +245,7 @@ class Dense(Layer):
         if need_dx:
             dx = (xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
                   if self._reuse else dout @ W.T)
-        memo = self._bufs.get("gemm_memo")
-        if memo is None:
-            memo = self._bufs["gemm_memo"] = _blas.GemmMemo()
-        if not _blas.gemm_tn_update(W, x, dout, memo):
+        if not _blas.gemm_tn_update(W, x, dout, self._gemm_memo("step_memo")):
             W -= xp.matmul(x.T, dout, out=self._buffer("grad_W", W.shape, W.dtype))
         if self.use_bias:
             # sum over the batch as ones @ dout: a BLAS GEMV, faster than a reduction
