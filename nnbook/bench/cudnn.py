@@ -152,45 +152,46 @@ def validate(results):
             for msg in check_row(r):
                 errs.append(f"{section}[{i}] {msg}")
 
+    def one_of(r, k, options):
+        if r.get(k) not in options:
+            yield f"{k}: expected one of {options}, got {r.get(k)!r}"
+
+    def timing(r):
+        for k in ("seconds", "gflops"):
+            if not (_num(r.get(k)) and r[k] > 0):
+                yield f"{k}: expected a positive number, got {r.get(k)!r}"
+
+    def rel_error(r):
+        if not (_num(r.get("rel_error")) and r["rel_error"] >= 0):
+            yield f"rel_error: expected a non-negative number, got {r.get('rel_error')!r}"
+
     def conv_row(r):
         if not isinstance(r.get("layer"), str):
             yield f"layer: expected a string, got {r.get('layer')!r}"
         for k in _LAYER_INTS:
             if not (isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= (0 if k == "padding" else 1)):
                 yield f"{k}: expected a positive int, got {r.get(k)!r}"
-        if r.get("op") not in OPS:
-            yield f"op: expected one of {OPS}, got {r.get('op')!r}"
-        if r.get("method") not in CONV_METHODS:
-            yield f"method: expected one of {CONV_METHODS}, got {r.get('method')!r}"
-        for k in ("seconds", "gflops"):
-            if not (_num(r.get(k)) and r[k] > 0):
-                yield f"{k}: expected a positive number, got {r.get(k)!r}"
+        yield from one_of(r, "op", OPS)
+        yield from one_of(r, "method", CONV_METHODS)
+        yield from timing(r)
 
     def check_row(r):
-        if r.get("op") not in OPS:
-            yield f"op: expected one of {OPS}, got {r.get('op')!r}"
-        if r.get("method") not in CONV_METHODS:
-            yield f"method: expected one of {CONV_METHODS}, got {r.get('method')!r}"
+        yield from one_of(r, "op", OPS)
+        yield from one_of(r, "method", CONV_METHODS)
         if not isinstance(r.get("layer"), str):
             yield "layer: expected a string"
-        if not (_num(r.get("rel_error")) and r["rel_error"] >= 0):
-            yield f"rel_error: expected a non-negative number, got {r.get('rel_error')!r}"
+        yield from rel_error(r)
 
     def gemm_row(r):
         for k in ("M", "N", "K"):
             if not (isinstance(r.get(k), int) and r[k] >= 1):
                 yield f"{k}: expected a positive int, got {r.get(k)!r}"
-        if r.get("method") not in GEMM_METHODS:
-            yield f"method: expected one of {GEMM_METHODS}, got {r.get('method')!r}"
-        for k in ("seconds", "gflops"):
-            if not (_num(r.get(k)) and r[k] > 0):
-                yield f"{k}: expected a positive number, got {r.get(k)!r}"
-        if not (_num(r.get("rel_error")) and r["rel_error"] >= 0):
-            yield f"rel_error: expected a non-negative number, got {r.get('rel_error')!r}"
+        yield from one_of(r, "method", GEMM_METHODS)
+        yield from timing(r)
+        yield from rel_error(r)
 
     def epoch_row(r):
-        if r.get("method") not in EPOCH_METHODS:
-            yield f"method: expected one of {EPOCH_METHODS}, got {r.get('method')!r}"
+        yield from one_of(r, "method", EPOCH_METHODS)
         if r.get("model") != "lenet5":
             yield f"model: expected 'lenet5', got {r.get('model')!r}"
         if not (_num(r.get("seconds")) and r["seconds"] > 0):
