@@ -67,6 +67,29 @@ def test_softmax_ce_gradient_is_O_minus_y_over_N():
     assert_close(loss.backward(), expected, 1e-14)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n,k", [(1, 2), (7, 10), (128, 10), (33, 32)])
+def test_softmax_ce_class_major_path_matches_the_row_major_one(monkeypatch, dtype, n, k):
+    """NumPy with few classes works on z^T; the row-major code is the reference."""
+    F = nb.functional
+    rng = np.random.default_rng(k)
+    z = np.asfortranarray(rng.normal(0, 4, (n, k)).astype(dtype))  # z.T is C-contiguous
+    y = rng.integers(0, k, n).astype(np.uint8)                     # y * n must not wrap
+    z0 = z.copy()
+    loss, cache = F.softmax_xent_labels_forward(z, y)
+    g = F.softmax_xent_labels_backward(cache, 0.3)
+    assert np.array_equal(z, z0)                                   # the input is untouched
+    assert cache[-1]                                               # the class-major path ran
+    assert g.flags.c_contiguous and g.dtype == z.dtype and g.shape == z.shape
+    monkeypatch.setattr(F, "_FEW_CLASSES", 0)
+    loss_ref, cache_ref = F.softmax_xent_labels_forward(z, y.astype(np.int64))
+    g_ref = F.softmax_xent_labels_backward(cache_ref, 0.3)
+    assert not cache_ref[-1]
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    assert abs(float(loss) - float(loss_ref)) <= tol * abs(float(loss_ref))
+    assert_close(g, g_ref, tol)
+
+
 @pytest.mark.parametrize("big", [1e4, -1e4])
 def test_losses_finite_for_extreme_logits(big):
     z = np.array([[big, 0.0, -big], [0.0, big, 1.0]])
