@@ -120,3 +120,10 @@ def test_all_finite_detects_nan_and_inf_without_false_alarms():
         b = a.copy()
         b.reshape(-1)[pos] = np.nan
         assert not all_finite(b) and not all_finite(b[::2])   # blocks, and the strided path
+    # large arrays first try a dot product with themselves; squares that overflow
+    # (finite entries near the top of the range) must not count as NaN/inf
+    for dt in (np.float32, np.float64):
+        huge = np.full(n, np.finfo(dt).max / 2, dt)
+        assert all_finite(huge)
+        huge[-1] = -np.inf
+        assert not all_finite(huge)
