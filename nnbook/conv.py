@@ -35,6 +35,11 @@ checked against each other in the tests and in the chapter:
     matrix is small (images up to a few dozen pixels wide); otherwise
     ``fast`` falls back to im2col.
 
+In training loops (``nb.fit``, on NumPy) a stride-1 ``fast`` convolution and
+the 2x2 max-pool right after it run as one operation (:class:`_ConvPool`): the
+band's columns come in parity order, so the pool reads four contiguous blocks
+instead of neighbouring pairs.  Same values, same gradients, same tie rule.
+
 Every function takes its array module from :func:`nnbook.get_xp`, so the same
 code runs on NumPy and CuPy.
 """
@@ -283,14 +288,20 @@ def _conv_im2col_backward(dout, cache, need_dx):
 
 # ----------------------------------------------------------------------------- row lowering
 class _RowLowering:
-    """Buffers and index tables of the row-lowered convolution for one geometry."""
+    """Buffers and index tables of the row-lowered convolution for one geometry.
 
-    def __init__(self, x_shape, W_shape, stride, padding, dtype):
+    The product's columns are the output positions (f, j) in that order, or, with
+    ``parity=True`` (even output width), all even columns j before all odd ones:
+    (j % 2, f, j // 2).  The 2x2 max-pool fused to a convolution in training
+    loops (:class:`_ConvPool`) then finds the two horizontal partners of every
+    window in two contiguous halves of a row instead of side by side."""
+
+    def __init__(self, x_shape, W_shape, stride, padding, dtype, parity=False):
         xp = get_xp()
         N, C, H, Wd = x_shape
         F, _, kh, kw = W_shape
         (sh, sw), (ph, pw) = stride, padding
-        self.key = (tuple(x_shape), tuple(W_shape), stride, padding, np.dtype(dtype))
+        self.key = (tuple(x_shape), tuple(W_shape), stride, padding, np.dtype(dtype), parity)
         self.N, self.C, self.H, self.Wd, self.F, self.kh, self.kw = N, C, H, Wd, F, kh, kw
         self.sh, self.sw, self.ph, self.pw = sh, sw, ph, pw
         self.Hp, self.Wp = H + 2 * ph, Wd + 2 * pw
@@ -306,9 +317,18 @@ class _RowLowering:
         f, c, r, t, j = np.meshgrid(np.arange(F), np.arange(C), np.arange(kh), np.arange(kw),
                                     np.arange(self.Wo), indexing="ij")
         rows = (r * C + c) * self.Wp + j * sw + t
-        cols = f * self.Wo + j
+        cols = self._column(f, j, F, parity)
         self.band = asarray((rows * (F * self.Wo) + cols).reshape(-1).astype(np.int64))
-        self.bias_idx = asarray((self.K * F * self.Wo + np.arange(F * self.Wo)).astype(np.int64))
+        f, j = np.meshgrid(np.arange(F), np.arange(self.Wo), indexing="ij")
+        self.bias_idx = asarray((self.K * F * self.Wo + self._column(f, j, F, parity))
+                                .reshape(-1).astype(np.int64))
+
+    def _column(self, f, j, F, parity):
+        """Column of output position (f, j) in the product (see the class docstring)."""
+        if not parity:
+            return f * self.Wo + j
+        half = self.Wo // 2
+        return (j % 2) * F * half + f * half + j // 2
 
     def set_weights(self, W, b):
         xp = get_xp()
@@ -381,6 +401,72 @@ def _conv_rows_backward(dout, cache, need_dx, dW_out=None):
     dW, db = plan.fold_dW(dB, W_shape, has_b)
     dx = plan.unlower(d @ plan.B[:plan.K].T) if need_dx else None
     return dx, dW, db
+
+
+_FUSE_CONV_POOL = True     # training loops fuse Conv2D + 2x2 MaxPool2D (tests switch it off)
+_POOL_PLANS = 4            # fused plans a layer keeps (training batch, last batch, validation)
+
+
+class _ConvPool:
+    """A stride-1 convolution and the 2x2, stride-2 max-pool after it, as one
+    operation (NumPy; used by training loops, see :meth:`Conv2D._forward_pooled`).
+
+    The convolution is the row-lowered product with its columns in parity
+    order (:class:`_RowLowering`), so each row of the product holds the even
+    output columns of all filters, then the odd ones.  The four members of a
+    pooling window are then at the same place in four contiguous blocks (even
+    or odd row, even or odd column), and the pool runs over long contiguous runs
+    instead of pairs of neighbours.  Its result lands in (N, Ho/2, F, Wo/2)
+    memory, the layout the next convolution reads directly.  The function, the
+    tie rule (the first maximum of a window, as PyTorch) and the gradients are
+    those of :class:`Conv2D` followed by :class:`MaxPool2D`."""
+
+    def __init__(self, x_shape, W_shape, padding, dtype):
+        rl = self.rl = _RowLowering(x_shape, W_shape, (1, 1), padding, dtype, parity=True)
+        self.out = np.empty((rl.N * rl.Ho, rl.F * rl.Wo), dtype)
+        half = (rl.N * rl.Ho // 2, rl.F * rl.Wo // 2)
+        self.top, self.bot, self.left, self.upper, self.first = (np.empty(half, dtype)
+                                                                  for _ in range(5))
+        self.pooled = np.empty((rl.N, rl.Ho // 2, rl.F, rl.Wo // 2), dtype)
+        self.dconv = np.empty_like(self.out)
+
+    def _taps(self, a):
+        """The window members (top left, top right, bottom left, bottom right) as
+        (N*Ho/2, F*Wo/2) views of a product-shaped array."""
+        v = a.reshape(self.top.shape[0], 2, 2, self.top.shape[1])
+        return v[:, 0, 0], v[:, 0, 1], v[:, 1, 0], v[:, 1, 1]
+
+    def forward(self, x, W, b):
+        rl = self.rl
+        rl.set_weights(W, b)
+        rl.lower(x)
+        np.matmul(rl.L, rl.B, out=self.out)
+        a00, a01, a10, a11 = self._taps(self.out)
+        top, bot = self.top, self.bot
+        np.maximum(a00, a01, out=top)
+        np.maximum(a10, a11, out=bot)
+        # which member won, as 0/1 in the data's type (first maximum on ties)
+        np.greater_equal(a00, a01, out=self.left)
+        np.greater_equal(a10, a11, out=self.upper)
+        np.greater_equal(top, bot, out=self.first)
+        np.maximum(top, bot, out=self.pooled.reshape(top.shape))
+        return self.pooled.transpose(0, 2, 1, 3)
+
+    def backward(self, dpooled, need_dx, W_shape, has_b):
+        rl = self.rl
+        d = dpooled.transpose(0, 2, 1, 3)
+        d = (d if d.flags.c_contiguous else np.ascontiguousarray(d)).reshape(self.top.shape)
+        gtop, gbot = self.top, self.bot          # the forward pass's scratch, free now
+        np.multiply(d, self.first, out=gtop)
+        np.subtract(d, gtop, out=gbot)           # exact: each entry is d or 0
+        t00, t01, t10, t11 = self._taps(self.dconv)
+        np.multiply(gtop, self.left, out=t00)
+        np.subtract(gtop, t00, out=t01)
+        np.multiply(gbot, self.upper, out=t10)
+        np.subtract(gbot, t10, out=t11)
+        dW, db = rl.fold_dW(rl.L.T @ self.dconv, W_shape, has_b)
+        dx = rl.unlower(self.dconv @ rl.B[:rl.K].T) if need_dx else None
+        return dx, dW, db
 
 
 # ----------------------------------------------------------------------------- functional API
@@ -621,7 +707,15 @@ class Conv2D(Layer):
                              f"{x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw} ({describe(x)}, "
                              f"padding {self.padding})")
 
+    # set by Sequential in training loops: the 2x2 MaxPool2D that follows this layer
+    _pool_next = None
+
     def _forward(self, x):
+        pool = self._pool_next
+        if pool is not None:
+            out = pool._passthrough = self._forward_pooled(x)
+            if out is not None:
+                return out
         W, b = self.params["W"], self.params.get("b")
         if self.method == "fast" and _band_ok(x.shape, W.shape, self.padding, self.stride):
             p = self._plan
@@ -638,8 +732,34 @@ class Conv2D(Layer):
         self._out_shape = out.shape
         return out
 
+    def _forward_pooled(self, x):
+        """Convolution and the following 2x2 max-pool in one (:class:`_ConvPool`),
+        or None where that does not apply (then both layers run as usual)."""
+        W, b = self.params["W"], self.params.get("b")
+        if type(x) is not np.ndarray or type(W) is not np.ndarray \
+                or not _band_ok(x.shape, W.shape, self.padding, self.stride):
+            return None
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if (x.shape[2] + 2 * ph - kh + 1) % 2 or (x.shape[3] + 2 * pw - kw + 1) % 2:
+            return None
+        plans = self._bufs.setdefault("conv_pool", {})
+        key = (tuple(x.shape), W.dtype)
+        p = plans.get(key)
+        if p is None:
+            if len(plans) >= _POOL_PLANS:
+                del plans[next(iter(plans))]
+            p = plans[key] = _ConvPool(x.shape, W.shape, self.padding, W.dtype)
+        out = p.forward(x, W, b)
+        self._cache = ("conv_pool", p, W.shape, b is not None)
+        self._out_shape = out.shape
+        return out
+
     def _backward(self, dout, need_dx=True):
-        dx, dW, db = conv2d_backward(dout, self._cache, need_dx)
+        if self._cache[0] == "conv_pool":
+            _, p, W_shape, has_b = self._cache
+            dx, dW, db = p.backward(dout, need_dx, W_shape, has_b)
+        else:
+            dx, dW, db = conv2d_backward(dout, self._cache, need_dx)
         self._accumulate("W", dW)
         if self.use_bias:
             self._accumulate("b", db)
@@ -671,12 +791,24 @@ class _Pool(Layer):
 class MaxPool2D(_Pool):
     """Max pooling over kh x kw windows (stride defaults to the window size)."""
 
+    # in training loops the Conv2D before a 2x2 pool may compute both
+    # (Conv2D._forward_pooled); it hands over its result here, and this layer
+    # then passes values and gradients through unchanged
+    _passthrough = None
+    _fused = False
+
     def _forward(self, x):
+        self._fused = x is self._passthrough and x is not None
+        if self._fused:
+            self._out_shape = x.shape
+            return x
         out, self._cache = maxpool2d_forward(x, self.kernel_size, self.stride)
         self._out_shape = out.shape
         return out
 
     def _backward(self, dout, need_dx=True):
+        if self._fused:
+            return dout
         return maxpool2d_backward(dout, self._cache)
 
 

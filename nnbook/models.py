@@ -84,6 +84,7 @@ class Sequential(Layer):
     def _set_reuse(self, flag):
         """Let layers write outputs into persistent buffers (training loops only:
         an output is then overwritten by the next forward)."""
+        from . import conv  # noqa: PLC0415
         from .layers import ReLU  # noqa: PLC0415
         self._reuse = bool(flag)
         prev = None
@@ -91,6 +92,18 @@ class Sequential(Layer):
             # ReLU works in place on its input: only safe on a Dense's scratch output
             l._set_reuse(flag and (not isinstance(l, ReLU) or type(prev) is Dense))
             prev = l
+        # a stride-1 Conv2D followed by a 2x2 MaxPool2D computes both in one (NumPy)
+        ids = [id(l) for l in self.layers]
+        fuse = flag and conv._FUSE_CONV_POOL and get_xp() is np
+        for l, nxt in zip(self.layers, self.layers[1:] + [None]):
+            if type(l) is conv.MaxPool2D:
+                l._passthrough, l._fused = None, False
+            if type(l) is conv.Conv2D:
+                ok = (fuse and type(nxt) is conv.MaxPool2D and l.method == "fast"
+                      and l.stride == (1, 1) and nxt.kernel_size == (2, 2)
+                      and nxt.stride == (2, 2) and ids.count(id(l)) == 1
+                      and ids.count(id(nxt)) == 1)
+                l._pool_next = nxt if ok else None
 
     def zero_grad(self):
         for l in self.layers:

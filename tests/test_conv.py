@@ -281,6 +281,119 @@ def test_save_load_roundtrip(tmp_path):
     assert_close(loaded.forward(x), model.forward(x), 1e-14)
 
 
+# ------------------------------------------------------------------ fused conv + pool (fit)
+@st.composite
+def conv_pool_geometry(draw):
+    """A stride-1 convolution whose output has even height and width, then a 2x2 pool."""
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    # output sizes 2*m with an input of at least one pixel: 2*m + k - 1 - 2*p >= 1
+    ho = 2 * draw(st.integers(max(1, -(-(2 + 2 * ph - kh) // 2)), 4))
+    wo = 2 * draw(st.integers(max(1, -(-(2 + 2 * pw - kw) // 2)), 4))
+    return (n, c, ho + kh - 1 - 2 * ph, wo + kw - 1 - 2 * pw), (f, c, kh, kw), (ph, pw)
+
+
+def _conv_pool_model(ws, pad, dtype="float64"):
+    f, c, kh, kw = ws
+    return nb.Sequential(C.Conv2D(c, f, (kh, kw), padding=pad, dtype=dtype), C.MaxPool2D(2),
+                         nb.ReLU(), C.Flatten())
+
+
+@given(geom=conv_pool_geometry(), seed=st.integers(0, 99), ties=st.booleans())
+def test_fused_conv_pool_matches_separate_layers_and_torch(geom, seed, ties):
+    """In a training loop a stride-1 Conv2D and the 2x2 MaxPool2D after it run as one
+    operation (columns in parity order, contiguous pooling): the same values and
+    gradients as the two layers, and as PyTorch, ties included (small integers make
+    many equal outputs; the gradient goes to the first maximum of each window)."""
+    torch = pytest.importorskip("torch")
+    xs, ws, pad = geom
+    rng = np.random.default_rng(seed)
+    if ties:
+        x, W, b = (rng.integers(-1, 2, sh).astype(np.float64) for sh in (xs, ws, ws[:1]))
+    else:
+        x, W, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    model = _conv_pool_model(ws, pad)
+    conv, pool = model[0], model[1]
+    conv.params["W"], conv.params["b"] = W, b
+    out_ref = model.forward(x)
+    dout = rand(rng, *out_ref.shape)
+    dx_ref = model.backward(dout)
+    g_ref = {k: v.copy() for k, v in conv.grads.items()}
+    model.zero_grad()
+    model._set_reuse(True)
+    assert conv._pool_next is pool
+    out = model._forward(x)
+    assert conv._cache[0] == "conv_pool" and pool._fused
+    assert_close(out, out_ref, 1e-12, "out")
+    dx = model._backward(dout.copy())
+    assert_close(dx, dx_ref, 1e-12, "dx")
+    for k in ("W", "b"):
+        assert_close(conv.grads[k], g_ref[k], 1e-12, "d" + k)
+    model._set_reuse(False)
+    assert conv._pool_next is None and pool._passthrough is None
+    F = torch.nn.functional
+    xt, Wt, bt = _t(x), _t(W), _t(b)
+    ot = F.relu(F.max_pool2d(F.conv2d(xt, Wt, bt, padding=pad), 2)).flatten(1)
+    ot.backward(torch.tensor(dout))
+    assert_close(out, ot.detach().numpy(), TOL_REF, "torch out")
+    assert_close(dx, xt.grad.numpy(), TOL_REF, "torch dx")
+    assert_close(conv.grads["W"], Wt.grad.numpy(), TOL_REF, "torch dW")
+    assert_close(conv.grads["b"], bt.grad.numpy(), TOL_REF, "torch db")
+
+
+def test_conv_pool_fusion_falls_back_where_it_does_not_apply():
+    """An odd convolution output (the pool drops the last row and column), a strided
+    convolution and a 3x3 pool are computed by the separate layers as always."""
+    rng = np.random.default_rng(11)
+    cases = [(nb.Sequential(C.Conv2D(2, 3, 3, dtype="float64"), C.MaxPool2D(2)), (2, 2, 9, 9)),
+             (nb.Sequential(C.Conv2D(2, 3, 3, stride=2, dtype="float64"), C.MaxPool2D(2)),
+              (2, 2, 9, 9)),
+             (nb.Sequential(C.Conv2D(2, 3, 3, dtype="float64"), C.MaxPool2D(3)), (2, 2, 8, 8))]
+    for model, xs in cases:
+        x = rand(rng, *xs)
+        ref = model.forward(x)
+        dout = rand(rng, *ref.shape)
+        dx_ref = model.backward(dout)
+        model._set_reuse(True)
+        out = model._forward(x)
+        assert model[0]._cache[0] != "conv_pool" and not model[1]._fused
+        assert_close(out, ref, 1e-12)
+        assert_close(model._backward(dout), dx_ref, 1e-12)
+        model._set_reuse(False)
+
+
+def test_fit_with_fused_conv_pool_matches_fit_without(monkeypatch):
+    """LeNet-5 trained by nb.fit (which fuses both convolution-pool pairs) against
+    the same training with the fusion switched off: the same history and weights up
+    to float32 rounding; afterwards the layers work on their own again."""
+    from nnbook.lenet import LeNet5
+    rng = np.random.default_rng(12)
+    X = rng.random((300, 1, 28, 28)).astype(np.float32)
+    X[:, :, :6] = 0                                     # blank rows: ties in the pools
+    y = rng.integers(0, 10, 300)
+    runs = {}
+    for fuse in (True, False):
+        monkeypatch.setattr(C, "_FUSE_CONV_POOL", fuse)
+        nb.seed(0)
+        model = LeNet5(dtype="float32")
+        opt = nb.SGD(model.parameters(), lr=0.05)
+        hist = nb.fit(model, nb.SoftmaxCrossEntropy(), opt, X, y, epochs=2, batch_size=128,
+                      val=(X[:100], y[:100]), progress=False)
+        assert bool(model[0]._bufs.get("conv_pool")) == fuse       # the fused path ran
+        assert model[0]._pool_next is None and model[3]._pool_next is None
+        runs[fuse] = hist, [p.value.copy() for p in model.parameters()], model
+    (h1, w1, m1), (h0, w0, _) = runs[True], runs[False]
+    for k in h1:
+        assert_close(np.array(h1[k]), np.array(h0[k]), 1e-5, k)
+    for a, b in zip(w1, w0):
+        assert_close(a, b, 1e-5)
+    x = X[:4]
+    out = m1.forward(x)                                  # public API after fit: unfused
+    m1.backward(np.ones_like(out))
+    assert m1[0]._cache[0] == "fast" and not m1[1]._fused
+
+
 # ------------------------------------------------------------------ errors
 def test_errors_are_clear():
     x = np.zeros((2, 3, 5, 5))
