@@ -301,7 +301,7 @@ class _RowLowering:
         N, C, H, Wd = x_shape
         F, _, kh, kw = W_shape
         (sh, sw), (ph, pw) = stride, padding
-        self.key = (tuple(x_shape), tuple(W_shape), stride, padding, np.dtype(dtype), parity)
+        self.key = self.make_key(x_shape, W_shape, stride, padding, dtype, parity)
         self.N, self.C, self.H, self.Wd, self.F, self.kh, self.kw = N, C, H, Wd, F, kh, kw
         self.sh, self.sw, self.ph, self.pw = sh, sw, ph, pw
         self.Hp, self.Wp = H + 2 * ph, Wd + 2 * pw
@@ -322,6 +322,11 @@ class _RowLowering:
         f, j = np.meshgrid(np.arange(F), np.arange(self.Wo), indexing="ij")
         self.bias_idx = asarray((self.K * F * self.Wo + self._column(f, j, F, parity))
                                 .reshape(-1).astype(np.int64))
+
+    @staticmethod
+    def make_key(x_shape, W_shape, stride, padding, dtype, parity=False):
+        """What a plan is built for: a cached plan serves a call with the same key."""
+        return (tuple(x_shape), tuple(W_shape), stride, padding, np.dtype(dtype), parity)
 
     def _column(self, f, j, F, parity):
         """Column of output position (f, j) in the product (see the class docstring)."""
@@ -381,7 +386,8 @@ def _band_ok(x_shape, W_shape, padding, stride):
 
 
 def _conv_rows(x, W, b, stride, padding, plan=None, out=None):
-    if plan is None or plan.key != (tuple(x.shape), tuple(W.shape), stride, padding, W.dtype):
+    if plan is None or plan.key != _RowLowering.make_key(x.shape, W.shape, stride, padding,
+                                                         W.dtype):
         plan = _RowLowering(x.shape, W.shape, stride, padding, W.dtype)
     plan.set_weights(W, b)
     plan.lower(x)
@@ -710,6 +716,32 @@ class Conv2D(Layer):
     # set by Sequential in training loops: the 2x2 MaxPool2D that follows this layer
     _pool_next = None
 
+    def forward(self, x):
+        """The convolution alone, also while a training loop has linked this layer to
+        the pool after it (e.g. from a callback of ``nb.fit``)."""
+        self._check_input(x)
+        pool, self._pool_next = self._pool_next, None
+        try:
+            return self._forward(x)
+        finally:
+            self._pool_next = pool
+
+    __call__ = forward
+
+    def __getstate__(self):
+        # copies and pickles leave out the training loop's fused plans and link
+        state = self.__dict__.copy()
+        state.pop("_pool_next", None)
+        bufs = dict(state.get("_bufs", {}))
+        bufs.pop("conv_pool", None)
+        state["_bufs"] = bufs
+        return state
+
+    def _set_reuse(self, flag):
+        super()._set_reuse(flag)
+        if not flag:               # end of a training loop: drop the fused plans
+            self._bufs.pop("conv_pool", None)
+
     def _forward(self, x):
         pool = self._pool_next
         if pool is not None:
@@ -719,8 +751,8 @@ class Conv2D(Layer):
         W, b = self.params["W"], self.params.get("b")
         if self.method == "fast" and _band_ok(x.shape, W.shape, self.padding, self.stride):
             p = self._plan
-            if p is None or p.key != (tuple(x.shape), tuple(W.shape), self.stride,
-                                      self.padding, W.dtype):
+            if p is None or p.key != _RowLowering.make_key(x.shape, W.shape, self.stride,
+                                                           self.padding, W.dtype):
                 p = self._plan = _RowLowering(x.shape, W.shape, self.stride, self.padding,
                                               W.dtype)
             out = (self._buffer("out", (p.N * p.Ho, p.F * p.Wo), W.dtype)
@@ -744,11 +776,12 @@ class Conv2D(Layer):
             return None
         plans = self._bufs.setdefault("conv_pool", {})
         key = (tuple(x.shape), W.dtype)
-        p = plans.get(key)
+        p = plans.pop(key, None)             # re-inserted last: least recently used first
         if p is None:
             if len(plans) >= _POOL_PLANS:
                 del plans[next(iter(plans))]
-            p = plans[key] = _ConvPool(x.shape, W.shape, self.padding, W.dtype)
+            p = _ConvPool(x.shape, W.shape, self.padding, W.dtype)
+        plans[key] = p
         out = p.forward(x, W, b)
         self._cache = ("conv_pool", p, W.shape, b is not None)
         self._out_shape = out.shape
@@ -796,6 +829,11 @@ class MaxPool2D(_Pool):
     # then passes values and gradients through unchanged
     _passthrough = None
     _fused = False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_passthrough", None)
+        return state
 
     def _forward(self, x):
         self._fused = x is self._passthrough and x is not None

@@ -179,14 +179,14 @@ def softmax_xent_labels_forward(z, y):
 
 
 def softmax_xent_labels_backward(cache, dloss=1.0):
-    """dE/dz = (O - onehot(y)) * dloss / N, with O = e^s / sum_k e^s (a new,
-    C-ordered (N, K) array)."""
+    """dE/dz = (O - onehot(y)) * dloss / N, with O = e^s / sum_k e^s: a new (N, K)
+    array in the logits' dtype (C-ordered on the class-major path)."""
     e, se, rows, y, class_major = cache
     N = e.shape[0]
     if class_major:
         gt = e.T / se                 # (K, N), as in the forward pass
         gt.reshape(-1)[rows] -= 1     # here rows holds the labels' flat positions in gt
-        return _np.multiply(gt.T, dloss / N, order="C")
+        return _np.multiply(gt.T, dloss / N, order="C", dtype=gt.dtype)
     g = e / se[:, None]
     g[rows, y] -= 1
     g *= dloss / N

@@ -97,7 +97,9 @@ class Sequential(Layer):
         fuse = flag and conv._FUSE_CONV_POOL and get_xp() is np
         for l, nxt in zip(self.layers, self.layers[1:] + [None]):
             if type(l) is conv.MaxPool2D:
-                l._passthrough, l._fused = None, False
+                # the next forward decides afresh; _fused still describes the last one,
+                # so a backward right after training matches its caches
+                l._passthrough = None
             if type(l) is conv.Conv2D:
                 ok = (fuse and type(nxt) is conv.MaxPool2D and l.method == "fast"
                       and l.stride == (1, 1) and nxt.kernel_size == (2, 2)

@@ -380,7 +380,7 @@ def test_fit_with_fused_conv_pool_matches_fit_without(monkeypatch):
         opt = nb.SGD(model.parameters(), lr=0.05)
         hist = nb.fit(model, nb.SoftmaxCrossEntropy(), opt, X, y, epochs=2, batch_size=128,
                       val=(X[:100], y[:100]), progress=False)
-        assert bool(model[0]._bufs.get("conv_pool")) == fuse       # the fused path ran
+        assert (model[0]._cache[0] == "conv_pool") == fuse         # the fused path ran
         assert model[0]._pool_next is None and model[3]._pool_next is None
         runs[fuse] = hist, [p.value.copy() for p in model.parameters()], model
     (h1, w1, m1), (h0, w0, _) = runs[True], runs[False]
@@ -392,6 +392,53 @@ def test_fit_with_fused_conv_pool_matches_fit_without(monkeypatch):
     out = m1.forward(x)                                  # public API after fit: unfused
     m1.backward(np.ones_like(out))
     assert m1[0]._cache[0] == "fast" and not m1[1]._fused
+
+
+def test_fast_conv_reuses_its_plan_between_calls():
+    rng = np.random.default_rng(13)
+    layer = C.Conv2D(2, 3, 3, dtype="float64")
+    x = rand(rng, 4, 2, 8, 8)
+    layer.forward(x)
+    plan = layer._plan
+    layer.forward(x + 1)
+    assert layer._plan is plan
+
+
+def test_fused_conv_pool_state_around_fit(monkeypatch):
+    """While fit runs, a callback sees each layer on its own and copies leave the fused
+    plans behind; right after fit, backward matches the last forward; pickles are small."""
+    import copy
+    import pickle
+    rng = np.random.default_rng(14)
+    X, y = rand(rng, 40, 1, 8, 8), rng.integers(0, 3, 40)
+
+    def make():
+        nb.seed(0)
+        return nb.Sequential(C.Conv2D(1, 2, 3, padding=1, dtype="float64"), C.MaxPool2D(2),
+                             nb.ReLU(), C.Flatten(), nb.Dense(32, 3, dtype="float64"))
+
+    def train(model, callbacks=()):
+        nb.fit(model, nb.SoftmaxCrossEntropy(), nb.SGD(model.parameters(), lr=0.1), X, y,
+               epochs=2, batch_size=16, callbacks=callbacks, progress=False)
+
+    model, seen = make(), []
+
+    def cb(epoch, hist):
+        seen.append(model[0].forward(X[:2]).shape)            # the convolution alone
+        twin = copy.deepcopy(model)
+        assert twin[0]._pool_next is None and "conv_pool" not in twin[0]._bufs
+        assert twin[0].forward(X[:2]).shape == (2, 2, 8, 8)
+    train(model, [cb])
+    assert seen == [(2, 2, 8, 8)] * 2
+    results = {}
+    for fuse in (True, False):
+        monkeypatch.setattr(C, "_FUSE_CONV_POOL", fuse)
+        model = make()
+        train(model)
+        assert (model[0]._cache[0] == "conv_pool") == fuse
+        assert "conv_pool" not in model[0]._bufs and len(pickle.dumps(model)) < 200_000
+        results[fuse] = model.backward(np.ones(model._out_shape))   # the last batch's caches
+    assert_close(results[True], results[False], 1e-12)
 
 
 # ------------------------------------------------------------------ errors

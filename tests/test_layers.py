@@ -88,6 +88,8 @@ def test_softmax_ce_class_major_path_matches_the_row_major_one(monkeypatch, dtyp
     tol = 1e-6 if dtype == "float32" else 1e-14
     assert abs(float(loss) - float(loss_ref)) <= tol * abs(float(loss_ref))
     assert_close(g, g_ref, tol)
+    # a NumPy float64 factor (e.g. a learning rate taken from an array) keeps z's dtype
+    assert F.softmax_xent_labels_backward(cache, np.float64(0.3)).dtype == z.dtype
 
 
 @pytest.mark.parametrize("big", [1e4, -1e4])
