@@ -348,6 +348,16 @@ def _bn_layers(model):
     return [l for l in model.layers if isinstance(l, (nb.BatchNorm1d, nb.BatchNorm2d))]
 
 
+def _lenet5_bn_case(seed, n):
+    """A float64 LeNet-5 with BatchNorm, n random images with labels, a loss and the rng
+    that drew them (conftest restores the float32 default after the test)."""
+    nb.set_default_dtype("float64")
+    nb.seed(seed)
+    m = nb.LeNet5(batch_norm=True)
+    rng = np.random.default_rng(seed + 1)
+    return m, rng, rng.random((n, 1, 28, 28)), rng.integers(10, size=n), nb.SoftmaxCrossEntropy()
+
+
 def test_lenet5_flat_round_trip_with_batchnorm():
     nb.seed(0)
     a = nb.LeNet5(batch_norm=True)
@@ -380,84 +390,66 @@ def test_lenet5_flat_round_trip_with_batchnorm():
 
 @pytest.mark.parametrize("training", [True, False])
 def test_population_on_lenet5_equals_direct_forward(training):
-    nb.set_default_dtype("float64")
-    try:
-        nb.seed(3)
-        m = nb.LeNet5(batch_norm=True)
-        rng = np.random.default_rng(4)
-        X = rng.random((11, 1, 28, 28))
-        y = rng.integers(10, size=11)
-        loss = nb.SoftmaxCrossEntropy()
-        for l in _bn_layers(m):        # running statistics that differ from the batch's
-            l.buffers["running_mean"] = rng.normal(size=l.num_features) * 0.1
-            l.buffers["running_var"] = rng.uniform(0.5, 2.0, size=l.num_features)
-        stats = [{k: v.copy() for k, v in l.buffers.items()} for l in _bn_layers(m)]
+    m, rng, X, y, loss = _lenet5_bn_case(3, 11)
+    for l in _bn_layers(m):        # running statistics that differ from the batch's
+        l.buffers["running_mean"] = rng.normal(size=l.num_features) * 0.1
+        l.buffers["running_var"] = rng.uniform(0.5, 2.0, size=l.num_features)
+    stats = [{k: v.copy() for k, v in l.buffers.items()} for l in _bn_layers(m)]
+    m.train(training)
+    P = np.vstack([mh.get_flat(m)[None], rng.normal(size=(2, mh.param_count(m))) * 0.1])
+    before = mh.get_flat(m)
+    got = mh.population_loss(m, loss, P, X, y, chunk_size=4)     # 3 chunks of the data
+    Z = mh.population_forward(m, P, X, chunk_size=4)
+    np.testing.assert_array_equal(mh.get_flat(m), before)        # weights restored
+    for l, s in zip(_bn_layers(m), stats):                       # statistics untouched
+        for k in s:
+            np.testing.assert_array_equal(l.buffers[k], s[k])
+    for r in range(len(P)):
+        mh.set_flat(m, P[r])
         m.train(training)
-        P = np.vstack([mh.get_flat(m)[None], rng.normal(size=(2, mh.param_count(m))) * 0.1])
-        before = mh.get_flat(m)
-        got = mh.population_loss(m, loss, P, X, y, chunk_size=4)     # 3 chunks of the data
-        Z = mh.population_forward(m, P, X, chunk_size=4)
-        np.testing.assert_array_equal(mh.get_flat(m), before)        # weights restored
-        for l, s in zip(_bn_layers(m), stats):                       # statistics untouched
-            for k in s:
-                np.testing.assert_array_equal(l.buffers[k], s[k])
-        for r in range(len(P)):
-            mh.set_flat(m, P[r])
-            m.train(training)
-            out = m.forward(X)                  # training mode: the statistics of all 11
-            assert got[r] == pytest.approx(loss.forward(out, y), rel=1e-12)
-            np.testing.assert_allclose(Z[r], out, rtol=1e-10, atol=1e-12)
-            for l, s in zip(_bn_layers(m), stats):
-                l.buffers.update({k: v.copy() for k, v in s.items()})
-        assert m.training == training
-        # a member with NaN weights is the worst, not an error
-        bad = P[1].copy()
-        bad[5] = np.nan
-        assert mh.population_loss(m, loss, np.vstack([P[0], bad]), X, y)[1] == np.inf
-    finally:
-        nb.set_default_dtype("float32")
+        out = m.forward(X)                  # training mode: the statistics of all 11
+        assert got[r] == pytest.approx(loss.forward(out, y), rel=1e-12)
+        np.testing.assert_allclose(Z[r], out, rtol=1e-10, atol=1e-12)
+        for l, s in zip(_bn_layers(m), stats):
+            l.buffers.update({k: v.copy() for k, v in s.items()})
+    assert m.training == training
+    # a member with NaN weights is the worst, not an error
+    bad = P[1].copy()
+    bad[5] = np.nan
+    assert mh.population_loss(m, loss, np.vstack([P[0], bad]), X, y)[1] == np.inf
 
 
 def test_lenet5_gradient_and_calibration():
-    nb.set_default_dtype("float64")
-    try:
-        nb.seed(5)
-        m = nb.LeNet5(batch_norm=True)
-        rng = np.random.default_rng(6)
-        X = rng.random((9, 1, 28, 28))
-        y = rng.integers(10, size=9)
-        loss = nb.SoftmaxCrossEntropy()
-        prob = mh.NetProblem(m, loss, X, y, chunk_size=4)
-        v = prob.init_population(3, rng)[2]
-        f, g = prob.value_and_grad(v)
-        assert f == pytest.approx(float(prob(v[None])[0]), rel=1e-12)
-        # the whole-batch forward and backward of the model itself
-        mh.set_flat(m, v)
-        m.train()
-        m.zero_grad()
-        assert loss._forward(m._forward(prob.X), prob.y) == pytest.approx(f, rel=1e-12)
-        m._backward(loss._backward(), need_dx=False)
-        want = np.concatenate([nb.to_numpy(p.grad).ravel() for p in m.parameters()])
-        assert nb.rel_error(g, want) < 1e-10
-        for i in rng.choice(g.size, 4, replace=False):                # and finite differences
-            e = np.zeros_like(v)
-            e[i] = 1e-6
-            num = (prob(v + e)[0] - prob(v - e)[0]) / 2e-6
-            assert num == pytest.approx(g[i], rel=1e-4, abs=1e-8)
-        # calibrated running statistics: evaluation mode = the training-mode objective
-        mh.set_flat(m, v)
-        mh.calibrate_batchnorm(m, X, chunk_size=2)
-        assert m.training
-        m.eval()
-        assert loss.forward(m.forward(X), y) == pytest.approx(f, rel=1e-12)
-        m.train()
-        # new members: Glorot-drawn filters, BatchNorm scales 1 and shifts 0
-        P = prob.init_population(4, np.random.default_rng(0))
-        np.testing.assert_array_equal(P[0], prob.x0)
-        assert np.all(P[1:, 150:156] == 1) and np.all(P[1:, 156:162] == 0)
-        assert 0.1 < P[1:, :150].std() < 0.5                # Glorot: sqrt(2/(25+150)) = 0.107
-    finally:
-        nb.set_default_dtype("float32")
+    m, rng, X, y, loss = _lenet5_bn_case(5, 9)
+    prob = mh.NetProblem(m, loss, X, y, chunk_size=4)
+    v = prob.init_population(3, rng)[2]
+    f, g = prob.value_and_grad(v)
+    assert f == pytest.approx(float(prob(v[None])[0]), rel=1e-12)
+    # the whole-batch forward and backward of the model itself
+    mh.set_flat(m, v)
+    m.train()
+    m.zero_grad()
+    assert loss._forward(m._forward(prob.X), prob.y) == pytest.approx(f, rel=1e-12)
+    m._backward(loss._backward(), need_dx=False)
+    want = np.concatenate([nb.to_numpy(p.grad).ravel() for p in m.parameters()])
+    assert nb.rel_error(g, want) < 1e-10
+    for i in rng.choice(g.size, 4, replace=False):                # and finite differences
+        e = np.zeros_like(v)
+        e[i] = 1e-6
+        num = (prob(v + e)[0] - prob(v - e)[0]) / 2e-6
+        assert num == pytest.approx(g[i], rel=1e-4, abs=1e-8)
+    # calibrated running statistics: evaluation mode = the training-mode objective
+    mh.set_flat(m, v)
+    mh.calibrate_batchnorm(m, X, chunk_size=2)
+    assert m.training
+    m.eval()
+    assert loss.forward(m.forward(X), y) == pytest.approx(f, rel=1e-12)
+    m.train()
+    # new members: Glorot-drawn filters, BatchNorm scales 1 and shifts 0
+    P = prob.init_population(4, np.random.default_rng(0))
+    np.testing.assert_array_equal(P[0], prob.x0)
+    assert np.all(P[1:, 150:156] == 1) and np.all(P[1:, 156:162] == 0)
+    assert 0.1 < P[1:, :150].std() < 0.5                # Glorot: sqrt(2/(25+150)) = 0.107
 
 
 def _tiny_cnn():
