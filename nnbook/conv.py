@@ -364,6 +364,14 @@ class _RowLowering:
         db = dBf[self.bias_idx].reshape(self.F, self.Wo).sum(axis=1) if has_b else None
         return dW, db
 
+    def backward(self, d, W_shape, has_b, need_dx):
+        """``(dx, dW, db)`` from the gradient ``d`` of the product (N*Ho, F*Wo), in
+        this plan's column order: dW and db from L^T d folded onto the filter
+        entries, dx by unlowering d B^T (None unless ``need_dx``)."""
+        dW, db = self.fold_dW(self.L.T @ d, W_shape, has_b)
+        dx = self.unlower(d @ self.B[:self.K].T) if need_dx else None
+        return dx, dW, db
+
     def unlower(self, dL):
         """Add the rows of dL (N*Ho, K) back onto the input rows they came from: dx."""
         xp = get_xp()
@@ -397,16 +405,42 @@ def _conv_rows(x, W, b, stride, padding, plan=None, out=None):
     return res.reshape(N, Ho, F, Wo).transpose(0, 2, 1, 3), ("fast", plan, W.shape, b is not None)
 
 
-def _conv_rows_backward(dout, cache, need_dx, dW_out=None):
+def _conv_rows_backward(dout, cache, need_dx):
     _, plan, W_shape, has_b = cache
     xp = get_xp()
     d = dout.transpose(0, 2, 1, 3)                           # (N, Ho, F, Wo)
     d = d.reshape(plan.N * plan.Ho, plan.F * plan.Wo) if d.flags.c_contiguous else \
         xp.ascontiguousarray(d).reshape(plan.N * plan.Ho, plan.F * plan.Wo)
-    dB = plan.L.T @ d                                         # (K + 1, F*Wo)
-    dW, db = plan.fold_dW(dB, W_shape, has_b)
-    dx = plan.unlower(d @ plan.B[:plan.K].T) if need_dx else None
-    return dx, dW, db
+    return plan.backward(d, W_shape, has_b, need_dx)
+
+
+def _max2x2(taps, top, bot, left, upper, first, out):
+    """Max of every 2x2 window from its four members ``taps`` (top left, top right,
+    bottom left, bottom right; same-shape arrays), into ``out``.  Records which
+    member won as 0/1 masks in the data's dtype, the *first* maximum on ties (as
+    PyTorch): ``left`` (top row: left beat right), ``upper`` (bottom row: left beat
+    right), ``first`` (the top row won).  ``top`` and ``bot`` are scratch."""
+    xp = get_xp()
+    a00, a01, a10, a11 = taps
+    xp.maximum(a00, a01, out=top)
+    xp.maximum(a10, a11, out=bot)
+    xp.greater_equal(a00, a01, out=left)
+    xp.greater_equal(a10, a11, out=upper)
+    xp.greater_equal(top, bot, out=first)
+    return xp.maximum(top, bot, out=out)
+
+
+def _route2x2(d, left, upper, first, gtop, gbot, dtaps):
+    """Backward of :func:`_max2x2`: each window's gradient ``d`` to the member that
+    won, written into the four views ``dtaps``; ``gtop``, ``gbot`` are scratch."""
+    xp = get_xp()
+    t00, t01, t10, t11 = dtaps
+    xp.multiply(d, first, out=gtop)
+    xp.subtract(d, gtop, out=gbot)           # exact: each entry is d or 0
+    xp.multiply(gtop, left, out=t00)
+    xp.subtract(gtop, t00, out=t01)
+    xp.multiply(gbot, upper, out=t10)
+    xp.subtract(gbot, t10, out=t11)
 
 
 _FUSE_CONV_POOL = True     # training loops fuse Conv2D + 2x2 MaxPool2D (tests switch it off)
@@ -447,32 +481,18 @@ class _ConvPool:
         rl.set_weights(W, b)
         rl.lower(x)
         np.matmul(rl.L, rl.B, out=self.out)
-        a00, a01, a10, a11 = self._taps(self.out)
-        top, bot = self.top, self.bot
-        np.maximum(a00, a01, out=top)
-        np.maximum(a10, a11, out=bot)
-        # which member won, as 0/1 in the data's type (first maximum on ties)
-        np.greater_equal(a00, a01, out=self.left)
-        np.greater_equal(a10, a11, out=self.upper)
-        np.greater_equal(top, bot, out=self.first)
-        np.maximum(top, bot, out=self.pooled.reshape(top.shape))
+        _max2x2(self._taps(self.out), self.top, self.bot, self.left, self.upper, self.first,
+                self.pooled.reshape(self.top.shape))
         return self.pooled.transpose(0, 2, 1, 3)
 
     def backward(self, dpooled, need_dx, W_shape, has_b):
         rl = self.rl
         d = dpooled.transpose(0, 2, 1, 3)
         d = (d if d.flags.c_contiguous else np.ascontiguousarray(d)).reshape(self.top.shape)
-        gtop, gbot = self.top, self.bot          # the forward pass's scratch, free now
-        np.multiply(d, self.first, out=gtop)
-        np.subtract(d, gtop, out=gbot)           # exact: each entry is d or 0
-        t00, t01, t10, t11 = self._taps(self.dconv)
-        np.multiply(gtop, self.left, out=t00)
-        np.subtract(gtop, t00, out=t01)
-        np.multiply(gbot, self.upper, out=t10)
-        np.subtract(gbot, t10, out=t11)
-        dW, db = rl.fold_dW(rl.L.T @ self.dconv, W_shape, has_b)
-        dx = rl.unlower(self.dconv @ rl.B[:rl.K].T) if need_dx else None
-        return dx, dW, db
+        # the forward pass's scratch (top, bot) is free now
+        _route2x2(d, self.left, self.upper, self.first, self.top, self.bot,
+                  self._taps(self.dconv))
+        return rl.backward(self.dconv, W_shape, has_b, need_dx)
 
 
 # ----------------------------------------------------------------------------- functional API
@@ -566,14 +586,11 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     if kernel == (2, 2) and stride == (2, 2) and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 \
             and perm is not None:
         v = _pair_view(x, perm)
-        a00, a01, a10, a11 = v[:, 0, :, 0], v[:, 0, :, 1], v[:, 1, :, 0], v[:, 1, :, 1]
-        top, bot = xp.maximum(a00, a01), xp.maximum(a10, a11)
+        taps = v[:, 0, :, 0], v[:, 0, :, 1], v[:, 1, :, 0], v[:, 1, :, 1]
         # 0/1 masks in x's dtype: the backward products then need no type casts
-        left, upper, first = xp.empty_like(top), xp.empty_like(top), xp.empty_like(top)
-        xp.greater_equal(a00, a01, out=left)
-        xp.greater_equal(a10, a11, out=upper)
-        xp.greater_equal(top, bot, out=first)       # the winner is in the top row
-        out = xp.maximum(top, bot, out=top)
+        top, bot, left, upper, first = (xp.empty(taps[0].shape, dtype=x.dtype)
+                                        for _ in range(5))
+        out = _max2x2(taps, top, bot, left, upper, first, top)
         return _from_pairs(out, x.shape, perm), ("2x2", x.shape, perm, left, upper, first)
     taps = [tap for _, _, tap in _taps(x, *kernel, stride, Ho, Wo)]
     out = taps[0].copy() if len(taps) == 1 else xp.maximum(taps[0], taps[1])
@@ -602,12 +619,8 @@ def maxpool2d_backward(dout, cache):
         v = _pair_view(dx, perm)
         d = dout.transpose(perm)
         d = (d if d.flags.c_contiguous else xp.ascontiguousarray(d)).reshape(first.shape)
-        gtop = d * first
-        gbot = d - gtop                # exact: each entry is d or 0
-        xp.multiply(gtop, left, out=v[:, 0, :, 0])
-        xp.subtract(gtop, v[:, 0, :, 0], out=v[:, 0, :, 1])
-        xp.multiply(gbot, upper, out=v[:, 1, :, 0])
-        xp.subtract(gbot, v[:, 1, :, 0], out=v[:, 1, :, 1])
+        _route2x2(d, left, upper, first, xp.empty_like(d), xp.empty_like(d),
+                  (v[:, 0, :, 0], v[:, 0, :, 1], v[:, 1, :, 0], v[:, 1, :, 1]))
         return dx
     _, shape, x, out, kernel, stride = cache
     Ho, Wo = out.shape[2:]
