@@ -467,13 +467,3 @@ def circles(n=300, noise=0.05, factor=0.5, seed=0):
     r = np.where(y == 1, factor, 1.0)
     X = np.c_[r * np.cos(t), r * np.sin(t)] + rng.normal(0, noise, (n, 2))
     return X.astype(np.float32), y.astype(np.int64)
-
-
-def main(argv=None):
-    """``python -m nnbook.data fetch mnist [--source S] [--force]``."""
-    from .cli import main as cli_main  # noqa: PLC0415
-    return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,26 +1,78 @@
-"""Layers: thin classes over :mod:`nnbook.functional`.
+"""Layers: the book's equations as classes, forward and backward side by side.
 
-Every layer has ``forward(x)``, ``backward(dout) -> dx`` and the dicts
-``params`` and ``grads`` (same keys, same shapes).  ``backward`` *adds* into
-``grads`` (call ``zero_grad`` between steps, as optimizers do), so gradients
-of a shared layer or of several losses accumulate correctly.
+Every layer follows one contract, the same for nnbook's layers and yours::
 
-The public ``forward``/``backward`` check their arguments; the underscored
-``_forward``/``_backward`` do the arithmetic and are what :class:`Sequential`
-chains after checking the network's input once.
+    class Scale(nb.Layer):                 # out = a * x, with a learned scalar a
+        def __init__(self):
+            super().__init__()
+            self.params["a"] = nb.xp.ones(1)
+            self.grads["a"] = nb.xp.zeros(1)
+
+        def forward(self, x):              # x: (N, D) -> out: (N, D)
+            self.x = x                     # keep what backward needs
+            return self.params["a"] * x
+
+        def backward(self, dout):          # dout = dE/dout: (N, D) -> dE/dx: (N, D)
+            self.grads["a"] += (dout * self.x).sum(keepdims=True).reshape(1)
+            return self.params["a"] * dout
+
+* ``forward(x)`` returns the output and keeps what ``backward`` needs;
+  ``backward(dout)`` receives dE/d(output) and returns dE/d(input).
+* Parameters live in ``self.params`` and their gradients under the same names
+  in ``self.grads``.  ``backward`` *adds* into ``grads`` (``+=``), so gradients
+  of several backward passes accumulate until ``zero_grad()``, as in PyTorch;
+  optimizers and :func:`nnbook.fit` call ``zero_grad()`` between steps.
+* ``config()`` returns the constructor's arguments, if it has any, so that
+  ``model.save`` / :func:`nnbook.load_model` can rebuild the layer.
+* ``self.training`` is True in training mode and False after ``eval()``
+  (layers such as :class:`Dropout` and batch normalisation behave differently).
+* Optional: ``check_input(x)`` raises a clear error for an input the layer
+  cannot take (wrong shape, dtype); it runs before every ``forward``.
+
+The base class does the bookkeeping around your two methods: it checks that
+the input and ``dout`` are floating-point arrays, that ``backward`` comes
+after a ``forward`` and that ``dout`` has the shape of that forward's output.
+Nothing else is required: such a layer works in :class:`nnbook.Sequential`,
+:func:`nnbook.fit` (any optimizer, ``val=``, callbacks), :func:`nnbook.gradcheck`
+checks and save/load.  Layers never modify the arrays they are given.
+
+These classes are written for reading.  Training runs them unchanged unless
+:mod:`nnbook.engine` recognises a pattern it can run faster (a chain of Dense
+and ReLU layers, a convolution followed by a pool); the engine is tested to
+give the same numbers.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import _blas
 from . import functional as F
 from . import init as _init
-from ._checks import check_array, check_dtype_match, check_int, describe
+from ._checks import check_array, check_dtype_match, check_int, check_positive, describe
 from .backend import asarray, get_default_dtype, get_rng, get_xp
 
-__all__ = ["Param", "Layer", "Dense", "ReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
-           "LAYERS"]
+__all__ = ["Param", "Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity",
+           "Softmax", "Dropout", "Flatten", "LAYERS", "register_layer", "layer_dtype"]
+
+#: Every layer class by the name its saved config uses (filled in automatically).
+LAYERS: dict = {}
+
+
+def register_layer(cls):
+    """Record ``cls`` under its saved name (done automatically for every subclass of
+    :class:`Layer`; kept as a decorator for code written against older versions)."""
+    LAYERS[layer_type_name(cls)] = cls
+    return cls
+
+
+def layer_type_name(cls):
+    """The name a saved model uses for a layer class: the class name for nnbook's own
+    layers, ``module.QualName`` for any other (so your ``Dense`` never replaces ours)."""
+    mod = cls.__module__ or ""
+    if mod == "nnbook" or mod.startswith("nnbook."):
+        return cls.__name__
+    return f"{mod}.{cls.__qualname__}"
 
 
 class Param:
@@ -44,7 +96,11 @@ class Param:
 
     @property
     def grad(self):
-        return self.layer.grads[self.name]
+        g = self.layer.grads.get(self.name)
+        if g is None:
+            raise RuntimeError(f"{type(self.layer).__name__}.grads[{self.name!r}] is missing: "
+                               f"backward must store the gradient of every entry of params")
+        return g
 
     @property
     def shape(self):
@@ -54,83 +110,105 @@ class Param:
         return f"Param({type(self.layer).__name__}.{self.name}, shape={tuple(self.shape)})"
 
 
+# ------------------------------------------------------------------- the bookkeeping
+_running = [0]          # layer forwards in progress (a model's layers run inside its own)
+
+def _checked_forward(fn):
+    """Wrap a subclass's ``forward``: check the input, remember the output's shape."""
+    @functools.wraps(fn)
+    def forward(self, x, *args, **kwargs):
+        if self.__dict__.get("_nb_inside"):          # super().forward(...) from a subclass
+            return fn(self, x, *args, **kwargs)
+        # the input of a whole model is scanned for NaN/inf once, not at every layer
+        check_array("x", x, floating=True, finite=not _running[0])
+        self.check_input(x)
+        self._nb_inside = True
+        _running[0] += 1
+        try:
+            out = fn(self, x, *args, **kwargs)
+        finally:
+            self._nb_inside = False
+            _running[0] -= 1
+        self._nb_out_shape = tuple(out.shape) if hasattr(out, "shape") else None
+        return out
+    forward._nb_checked = True
+    return forward
+
+
+def _checked_backward(fn):
+    """Wrap a subclass's ``backward``: it must follow a forward, with ``dout`` shaped
+    like that forward's output."""
+    @functools.wraps(fn)
+    def backward(self, dout, *args, **kwargs):
+        if self.__dict__.get("_nb_inside"):
+            return fn(self, dout, *args, **kwargs)
+        if "_nb_out_shape" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        check_array("dout", dout, floating=True, finite=False)
+        want = self._nb_out_shape
+        if want is not None and tuple(dout.shape) != want:
+            raise ValueError(f"dout: expected shape {want} (the output of the last forward "
+                             f"of {type(self).__name__}), got {describe(dout)}")
+        self._nb_inside = True
+        try:
+            return fn(self, dout, *args, **kwargs)
+        finally:
+            self._nb_inside = False
+    backward._nb_checked = True
+    return backward
+
+
 class Layer:
-    """Base class.  Subclasses implement ``_forward``, ``_backward`` and ``config``."""
+    """Base class of every layer: subclass it and write ``forward(x)`` and
+    ``backward(dout)`` (see the module docstring for the whole contract)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, wrap in (("forward", _checked_forward), ("backward", _checked_backward),
+                           ("backward_params", _checked_backward)):
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not getattr(fn, "_nb_checked", False):
+                setattr(cls, name, wrap(fn))
+        register_layer(cls)
 
     def __init__(self):
         self.params: dict = {}
         self.grads: dict = {}
         self.training = True
-        self._fresh = True        # grads hold zeros: the next backward may overwrite
-        self._out_shape = None
-        self._reuse = False       # training loops may let layers reuse output buffers
-        self._bufs = {}
 
-    # public, checked API -----------------------------------------------------------
     def forward(self, x):
-        self._check_input(x)
-        return self._forward(x)
-
-    __call__ = forward
+        """Compute the output for ``x`` and keep what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward(self, x)")
 
     def backward(self, dout):
-        if self._out_shape is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        check_array("dout", dout, floating=True)
-        if tuple(dout.shape) != tuple(self._out_shape):
-            raise ValueError(f"dout: expected shape {tuple(self._out_shape)} (the output of the "
-                             f"last forward), got {describe(dout)}")
-        return self._backward(dout)
+        """Add the parameter gradients into ``grads`` and return dE/dx."""
+        raise NotImplementedError(f"{type(self).__name__} must define backward(self, dout)")
 
-    def _check_input(self, x):
-        check_array("x", x, floating=True)
+    def __call__(self, x):
+        return self.forward(x)
+
+    def backward_params(self, dout):
+        """Only the parameter gradients of ``backward`` (what a network's first layer
+        needs: its input wants no gradient).  Optional: by default it calls
+        ``backward`` and drops dE/dx; :class:`Dense` skips that product."""
+        self.backward(dout)
+
+    def check_input(self, x):
+        """Raise a clear error if this layer cannot take ``x`` (default: accept)."""
 
     # parameters -----------------------------------------------------------------------
     def parameters(self):
         return [Param(self, k) for k in self.params]
 
     def zero_grad(self):
-        """Reset gradients to zero.
-
-        The zeros are a read-only broadcast view (no memory is written); the
-        next ``backward`` stores fresh gradients in the layer's own buffers.
-        """
-        xp = get_xp()
-        zs = self._bufs.get("zeros")
-        if zs is None or any(zs.get(k) is None or zs[k].shape != v.shape or zs[k].dtype != v.dtype
-                             for k, v in self.params.items()):
-            zs = self._bufs["zeros"] = {
-                k: xp.broadcast_to(xp.zeros((), dtype=v.dtype), v.shape)
-                for k, v in self.params.items()}
-        self.grads.update(zs)
-        self._fresh = True
-
-    def _buffer(self, key, shape, dtype, fill=None):
-        """A persistent work array (reused across steps: fresh memory is slow);
-        ``fill``: a constant it is set to when (re)allocated, for arrays that are
-        only read afterwards."""
-        b = self._bufs.get(key)
-        if b is None or b.shape != tuple(shape) or b.dtype != dtype:
-            b = self._bufs[key] = get_xp().empty(shape, dtype=dtype)
-            if fill is not None:
-                b.fill(fill)
-        return b
-
-    def _grad_out(self, name):
-        """Where a fresh gradient may be written, or None if it must be added."""
-        if not self._fresh:
-            return None
-        p = self.params[name]
-        return self._buffer("grad_" + name, p.shape, p.dtype)
-
-    def _accumulate(self, name, g):
-        if self._fresh:
-            self.grads[name] = g
-        else:
-            self.grads[name] = self.grads[name] + g
-
-    def _set_reuse(self, flag):
-        self._reuse = bool(flag)
+        """Set every gradient to zero (in place where the array already fits)."""
+        for k, p in self.params.items():
+            g = self.grads.get(k)
+            if (g is not None and type(g) is type(p) and g.shape == p.shape
+                    and g.dtype == p.dtype and g.flags.writeable):
+                g.fill(0)
+            else:
+                self.grads[k] = get_xp().zeros_like(p)
 
     def train(self, mode=True):
         self.training = bool(mode)
@@ -147,6 +225,15 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+def layer_dtype(dtype):
+    """The parameter dtype a layer is built with: ``dtype`` or nnbook's default."""
+    d = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    if d not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected float32 or float64, got {d}")
+    return d
+
+
+# ------------------------------------------------------------------- the layers
 class Dense(Layer):
     """Fully connected layer: ``out = x @ W + b``.
 
@@ -155,6 +242,9 @@ class Dense(Layer):
     (out_features,).  ``init`` names an initialiser in :mod:`nnbook.init`.
     ``dtype`` defaults to :func:`nnbook.get_default_dtype` (float32); inputs must
     have the same dtype (a clear TypeError otherwise, never a silent upcast).
+
+    Forward ``x: (N, in) -> (N, out)``; backward ``dout: (N, out)``:
+    ``dW = x^T dout``, ``db = sum_n dout``, ``dx = dout W^T``.
     """
 
     def __init__(self, in_features, out_features, init="he", bias=True, dtype=None):
@@ -163,9 +253,7 @@ class Dense(Layer):
         self.out_features = check_int("out_features", out_features, minimum=1)
         self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
         fn = _init.get(init)
-        self.dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = layer_dtype(dtype)
         W = fn((self.in_features, self.out_features), self.in_features, self.out_features,
                get_rng())
         self.params["W"] = asarray(np.asarray(W, dtype=self.dtype))
@@ -174,166 +262,157 @@ class Dense(Layer):
             self.params["b"] = asarray(np.zeros(self.out_features, dtype=self.dtype))
         self.zero_grad()
 
-    def _check_input(self, x):
-        check_array("x", x, ndim=2, floating=True)
+    @staticmethod
+    def _shapes_from_config(in_features, out_features, bias=True, **_):
+        shapes = {"W": (in_features, out_features)}
+        if bias:
+            shapes["b"] = (out_features,)
+        return shapes
+
+    def check_input(self, x):
+        check_array("x", x, ndim=2, floating=True, finite=False)
         if x.shape[1] != self.in_features:
             raise ValueError(f"x: expected shape (N, {self.in_features}) for "
-                             f"Dense({self.in_features}, {self.out_features}), got {describe(x)}")
+                             f"Dense({self.in_features}, {self.out_features}), "
+                             f"got {describe(x)}")
         check_dtype_match("x", x, self.params["W"].dtype)
 
-    def _forward(self, x):
-        xp = get_xp()
-        self._x = x
-        W = self.params["W"]
-        if not self._reuse:
-            out = x @ W
-            if self.use_bias:
-                out += self.params["b"]
-        else:
-            out = self._buffer("out", (x.shape[0], W.shape[1]), W.dtype)
-            if not (self.use_bias and self._forward_bias_in_gemm(x, W, out)):
-                xp.matmul(x, W, out=out)
-                if self.use_bias:
-                    out += self.params["b"]
-        self._out_shape = out.shape
+    def forward(self, x):
+        self.x = x
+        out = x @ self.params["W"]
+        if self.use_bias:
+            out += self.params["b"]
         return out
 
-    def _forward_bias_in_gemm(self, x, W, out):
-        """``out = x @ W + b`` as one GEMM that adds onto ``out`` pre-filled with the
-        bias (NumPy only; False, with nothing computed, where BLAS cannot take it)."""
-        if type(out) is not np.ndarray or not _blas.available():
-            return False
-        np.copyto(out, self.params["b"])
-        return _blas.gemm_acc(x, W, out, memo=self._gemm_memo("fwd_memo"))
+    def backward(self, dout):
+        self.backward_params(dout)
+        return dout @ self.params["W"].T
 
-    def _gemm_memo(self, key):
-        """The layer's :class:`nnbook._blas.GemmMemo` for one of its two fused GEMMs."""
-        memo = self._bufs.get(key)
-        if memo is None:
-            memo = self._bufs[key] = _blas.GemmMemo()
-        return memo
-
-    # set by nb.fit for plain SGD whose loss gradient is pre-scaled by the learning
-    # rate: backward then applies the step itself (see _backward_sgd)
-    _sgd_step = False
-
-    def _backward(self, dout, need_dx=True):
-        if self._sgd_step:
-            return self._backward_sgd(dout, need_dx)
-        xp = get_xp()
-        x, W = self._x, self.params["W"]
-        # dW = x^T dout (a transposed view goes straight to BLAS), db = sum_n dout
-        self._accumulate("W", xp.matmul(x.T, dout, out=self._grad_out("W")))
+    def backward_params(self, dout):
+        self.grads["W"] += self.x.T @ dout
         if self.use_bias:
-            self._accumulate("b", dout.sum(axis=0, out=self._grad_out("b")))
-        self._fresh = False
-        if not need_dx:
-            return None
-        if self._reuse:
-            return xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
-        return dout @ W.T
-
-    def _backward_sgd(self, dout, need_dx):
-        """Backward and plain-SGD step in one: ``dout`` already carries the learning
-        rate, so the step is ``W -= x^T dout`` and ``b -= sum_n dout``.  The weight
-        update runs inside the GEMM (``beta = 1``, :mod:`nnbook._blas`) instead of a
-        gradient buffer plus a second pass over W.  dx uses the weights *before* the
-        step, as backpropagation requires."""
-        xp = get_xp()
-        x, W = self._x, self.params["W"]
-        dx = None
-        if need_dx:
-            dx = (xp.matmul(dout, W.T, out=self._buffer("dx", x.shape, W.dtype))
-                  if self._reuse else dout @ W.T)
-        if not _blas.gemm_tn_update(W, x, dout, self._gemm_memo("step_memo")):
-            W -= xp.matmul(x.T, dout, out=self._buffer("grad_W", W.shape, W.dtype))
-        if self.use_bias:
-            # sum over the batch as ones @ dout: a BLAS GEMV, faster than a reduction
-            b = self.params["b"]
-            ones = self._buffer("ones", (dout.shape[0],), b.dtype, fill=1)
-            b -= xp.matmul(ones, dout, out=self._buffer("grad_b", b.shape, b.dtype))
-        return dx
+            self.grads["b"] += dout.sum(axis=0)
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "init": self.init, "bias": self.use_bias, "dtype": self.dtype.name}
 
 
-class _Activation(Layer):
-    """Elementwise activation: the output follows the dtype of the input."""
+class ReLU(Layer):
+    """max(0, x), elementwise; its derivative is taken as 0 at x = 0."""
 
-    def _forward(self, x):
-        out, self._cache = self._f(x)
-        self._out_shape = out.shape
-        return out
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
 
-    def _backward(self, dout, need_dx=True):
-        return self._b(dout, self._cache)
+    def backward(self, dout):
+        return dout * self.mask
 
 
-class ReLU(_Activation):
-    """max(0, x); its derivative is taken as 0 at x = 0."""
-    _f = staticmethod(F.relu_forward)
-    _b = staticmethod(F.relu_backward)
+class LeakyReLU(Layer):
+    """x where x > 0, ``negative_slope * x`` elsewhere (derivative 1 or the slope)."""
 
-    def _forward(self, x):
-        if not self._reuse:
-            return super()._forward(x)
-        # inside a training loop the input is the previous layer's scratch output
-        xp = get_xp()
-        if xp is np:
-            # a 0/1 mask in x's own float type: the backward product is then a plain
-            # float multiply, about twice as fast as multiplying by a boolean array
-            mask = xp.greater(x, 0, out=self._buffer("mask", x.shape, x.dtype), casting="unsafe")
-        else:
-            mask = xp.greater(x, 0, out=self._buffer("mask", x.shape, bool))
-        self._cache = mask
-        xp.multiply(x, mask, out=x)
-        self._out_shape = x.shape
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = check_positive("negative_slope", negative_slope, allow_zero=True)
+
+    def forward(self, x):
+        self.slope = get_xp().where(x > 0, 1, self.negative_slope).astype(x.dtype)
+        return x * self.slope
+
+    def backward(self, dout):
+        return dout * self.slope
+
+    def config(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class Sigmoid(Layer):
+    """1 / (1 + e^-x), computed stably; derivative s (1 - s)."""
+
+    def forward(self, x):
+        self.s = F.sigmoid(x)
+        return self.s
+
+    def backward(self, dout):
+        return dout * self.s * (1 - self.s)
+
+
+class Tanh(Layer):
+    """tanh(x); derivative 1 - tanh(x)^2."""
+
+    def forward(self, x):
+        self.t = get_xp().tanh(x)
+        return self.t
+
+    def backward(self, dout):
+        return dout * (1 - self.t * self.t)
+
+
+class Identity(Layer):
+    """out = x."""
+
+    def forward(self, x):
         return x
 
-    def _backward(self, dout, need_dx=True):
-        if not self._reuse:
-            return super()._backward(dout, need_dx)
-        return get_xp().multiply(dout, self._cache, out=dout)
-
-
-class Sigmoid(_Activation):
-    """1 / (1 + e^-x), computed stably."""
-    _f = staticmethod(F.sigmoid_forward)
-    _b = staticmethod(F.sigmoid_backward)
-
-
-class Tanh(_Activation):
-    _f = staticmethod(F.tanh_forward)
-    _b = staticmethod(F.tanh_backward)
-
-
-class Identity(_Activation):
-    @staticmethod
-    def _f(x):
-        return x, None
-
-    @staticmethod
-    def _b(dout, cache):
+    def backward(self, dout):
         return dout
 
 
 class Softmax(Layer):
     """Softmax over the last axis, as a layer (for inspection; train with
-    :class:`nnbook.SoftmaxCrossEntropy` on logits, which is stabler and cheaper)."""
+    :class:`nnbook.SoftmaxCrossEntropy` on logits, which is stabler and cheaper).
+    Backward is the product with the Jacobian diag(o) - o o^T, row by row."""
 
-    def _check_input(self, x):
-        check_array("x", x, ndim=2, floating=True)
+    def check_input(self, x):
+        check_array("x", x, ndim=2, floating=True, finite=False)
 
-    def _forward(self, x):
-        self._o = F.softmax(x)
-        self._out_shape = x.shape
-        return self._o
+    def forward(self, x):
+        self.o = F.softmax(x)
+        return self.o
 
-    def _backward(self, dout, need_dx=True):
-        o = self._o
+    def backward(self, dout):
+        o = self.o
         return o * (dout - (dout * o).sum(axis=1, keepdims=True))
 
 
-LAYERS = {c.__name__: c for c in (Dense, ReLU, Sigmoid, Tanh, Identity, Softmax)}
+class Dropout(Layer):
+    """Inverted dropout: in training mode each entry is zeroed with probability ``p``
+    and the survivors are scaled by 1/(1 - p), so the expected output equals x; in
+    evaluation mode (``eval()``) the layer is the identity.  The mask comes from
+    nnbook's seeded generator (:func:`nnbook.seed`)."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) \
+                or not 0 <= p < 1:
+            raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x
+        keep = get_rng().random(x.shape) >= self.p
+        self.mask = asarray((keep / (1 - self.p)).astype(x.dtype))
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+    def config(self):
+        return {"p": self.p}
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W) in C, H, W order (PyTorch's ``flatten(1)``)."""
+
+    def check_input(self, x):
+        check_array("x", x, ndim=(2, 3, 4, 5), floating=True, finite=False)
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.shape)

@@ -1,43 +1,70 @@
-"""Containers and ready-made models: :class:`Sequential`, :func:`mlp`, save/load."""
+"""Containers and ready-made models: :class:`Sequential`, :func:`mlp`, :func:`LeNet5`,
+and saving/loading (:meth:`Sequential.save`, :func:`load_model`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import zipfile
 
 import numpy as np
 
-from ._checks import check_array, describe
+from ._checks import check_array
+from .backend import _state as _backend_state
 from .backend import asarray, get_xp, to_numpy
-from .layers import LAYERS, Dense, Layer
+from .conv import Conv2D
+from .layers import LAYERS, Dense, Flatten, Layer, ReLU, Sigmoid, Tanh, layer_type_name
+from .norm import BatchNorm1d, BatchNorm2d
+from .pool import MaxPool2D
 
-__all__ = ["Sequential", "mlp", "load_model", "register_layer"]
+__all__ = ["Sequential", "mlp", "LeNet5", "load_model", "flat_layers"]
+
+_FORMAT = 2      # saved-model format: nested containers, "type" names from layer_type_name
 
 
-def register_layer(cls):
-    """Make a layer class known to :func:`load_model` (usable as a decorator)."""
-    LAYERS[cls.__name__] = cls
-    return cls
+def flat_layers(model):
+    """Every leaf layer of ``model`` in order (inside nested :class:`Sequential`\\ s)."""
+    if isinstance(model, Sequential):
+        return [leaf for l in model.layers for leaf in flat_layers(l)]
+    return [model]
 
 
 class Sequential(Layer):
-    """Layers applied one after the other.
+    """Layers applied one after the other: ``forward`` runs them in order,
+    ``backward(dout)`` in reverse, and returns dE/dx.
 
-    ``forward`` checks the network's input once, then runs each layer's
-    unchecked ``_forward``; ``backward(dout)`` runs the layers in reverse and
-    returns dE/dx (``need_input_grad=False`` skips that last, unused product,
-    as training does).
+    A layer object may appear only once in a model (also across nested
+    Sequentials): a layer keeps its last forward's input for its backward, so a
+    second use would overwrite it.  To share weights, build two layers and make
+    them hold the same arrays.
     """
 
     def __init__(self, *layers):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("layers: expected at least one layer, got none")
         for i, l in enumerate(layers):
             if not isinstance(l, Layer):
                 raise TypeError(f"layers[{i}]: expected an nnbook layer, got {type(l).__name__}")
-        if not layers:
-            raise ValueError("layers: expected at least one layer, got none")
+            if not hasattr(l, "params") or not hasattr(l, "grads"):
+                raise TypeError(f"layers[{i}]: {type(l).__name__} has no params/grads: its "
+                                f"__init__ must call super().__init__()")
         self.layers = list(layers)
+        self.check_unique()
+
+    def check_unique(self):
+        """Raise ValueError if a layer object appears twice (see the class docstring)."""
+        seen = {}
+        for i, l in enumerate(flat_layers(self)):
+            if id(l) in seen:
+                raise ValueError(
+                    f"layers: the same {type(l).__name__} object is used twice (leaf layers "
+                    f"{seen[id(l)]} and {i}); a layer keeps the input of its last forward for "
+                    f"backward, so each use needs its own object (e.g. two {type(l).__name__}()"
+                    f"; to share weights, give both the same params arrays)")
+            seen[id(l)] = i
 
     def __getitem__(self, i):
         return self.layers[i]
@@ -54,58 +81,31 @@ class Sequential(Layer):
             return p.value.dtype
         return None
 
-    def _check_input(self, x):
-        self.layers[0]._check_input(x)
+    def check_input(self, x):
+        first = self.layers[0]
+        first.check_input(x)
 
-    def _forward(self, x):
+    def forward(self, x):
         for l in self.layers:
-            x = l._forward(x)
-        self._out_shape = x.shape
+            x = l.forward(x)
         return x
 
     def backward(self, dout, need_input_grad=True):
-        if self._out_shape is None:
-            raise RuntimeError("Sequential.backward called before forward")
-        check_array("dout", dout, floating=True)
-        if tuple(dout.shape) != tuple(self._out_shape):
-            raise ValueError(f"dout: expected shape {tuple(self._out_shape)} (the output of the "
-                             f"last forward), got {describe(dout)}")
-        return self._backward(dout, need_input_grad)
+        """Backpropagate ``dout`` = dE/d(output) through every layer; returns dE/dx,
+        or None with ``need_input_grad=False`` (the first layer then computes only its
+        parameter gradients, as a training loop needs)."""
+        for l in reversed(self.layers[1:]):
+            dout = l.backward(dout)
+        if need_input_grad:
+            return self.layers[0].backward(dout)
+        self.layers[0].backward_params(dout)
+        return None
 
-    def _backward(self, dout, need_dx=True):
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            dout = self.layers[i]._backward(dout, need_dx=need_dx or i > 0)
-        return dout
+    def backward_params(self, dout):
+        self.backward(dout, need_input_grad=False)
 
     def parameters(self):
         return [p for l in self.layers for p in l.parameters()]
-
-    def _set_reuse(self, flag):
-        """Let layers write outputs into persistent buffers (training loops only:
-        an output is then overwritten by the next forward)."""
-        from . import conv  # noqa: PLC0415
-        from .layers import ReLU  # noqa: PLC0415
-        self._reuse = bool(flag)
-        prev = None
-        for l in self.layers:
-            # ReLU works in place on its input: only safe on a Dense's scratch output
-            l._set_reuse(flag and (not isinstance(l, ReLU) or type(prev) is Dense))
-            prev = l
-        # a stride-1 Conv2D followed by a 2x2 MaxPool2D computes both in one (NumPy)
-        ids = [id(l) for l in self.layers]
-        fuse = flag and conv._FUSE_CONV_POOL and get_xp() is np
-        for l, nxt in zip(self.layers, self.layers[1:] + [None]):
-            if type(l) is conv.MaxPool2D:
-                # the next forward decides afresh; _fused still describes the last one,
-                # so a backward right after training matches its caches
-                l._passthrough = None
-            if type(l) is conv.Conv2D:
-                ok = (fuse and type(nxt) is conv.MaxPool2D and l.method == "fast"
-                      and l.stride == (1, 1) and nxt.kernel_size == (2, 2)
-                      and nxt.stride == (2, 2) and ids.count(id(l)) == 1
-                      and ids.count(id(nxt)) == 1)
-                l._pool_next = nxt if ok else None
 
     def zero_grad(self):
         for l in self.layers:
@@ -117,32 +117,53 @@ class Sequential(Layer):
             l.train(mode)
         return self
 
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Run the body in evaluation mode, then restore every layer's own mode."""
+        modes = [(l, l.training) for l in [self, *flat_layers(self)]]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for l, m in modes:
+                l.training = m
+
     def predict(self, X, batch_size=1024):
-        """Outputs (logits) for X, computed in batches without keeping caches for backward."""
-        self._check_input(X)
-        outs = [self._forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+        """Outputs (logits) for X, in evaluation mode (BatchNorm uses its running
+        statistics, Dropout is off), computed in batches; the mode of every layer is
+        restored afterwards.  The model's parameters and statistics do not change."""
+        check_array("X", X, floating=True)
+        self.check_input(X)
+        with self.evaluating():
+            outs = [self.forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
         return get_xp().concatenate(outs)
 
     def num_parameters(self):
         return int(sum(int(np.prod(p.shape)) for p in self.parameters()))
 
     def config(self):
-        return {"layers": [{"type": type(l).__name__, **l.config()} for l in self.layers]}
+        return {"layers": [{"type": layer_type_name(type(l)), **l.config()}
+                           for l in self.layers]}
 
     def __repr__(self):
-        inner = "\n".join(f"  ({i}) {l!r}" for i, l in enumerate(self.layers))
+        inner = "\n".join(f"  ({i}) " + repr(l).replace("\n", "\n  ")
+                          for i, l in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
     # persistence ----------------------------------------------------------------------
-    def _state_slots(self):
-        # "i.name" -> (dict holding it, name): parameters and buffers (BatchNorm's
-        # running statistics), which a saved model needs to predict the same way
+    def _state_slots(self, prefix=""):
+        # "i.name" (nested: "i.j.name") -> (dict holding it, name): parameters and
+        # buffers (BatchNorm's running statistics), which a saved model needs to
+        # predict the same way
         slots = {}
         for i, l in enumerate(self.layers):
+            if isinstance(l, Sequential):
+                slots.update(l._state_slots(f"{prefix}{i}."))
+                continue
             for k in l.params:
-                slots[f"{i}.{k}"] = (l.params, k)
+                slots[f"{prefix}{i}.{k}"] = (l.params, k)
             for k in getattr(l, "buffers", {}) or {}:
-                slots[f"{i}.{k}"] = (l.buffers, k)
+                slots[f"{prefix}{i}.{k}"] = (l.buffers, k)
         return slots
 
     def state_dict(self):
@@ -162,42 +183,129 @@ class Sequential(Layer):
                 raise ValueError(f"state[{key!r}]: expected shape {tuple(d[k].shape)}, "
                                  f"got {v.shape}")
             d[k] = asarray(v.astype(d[k].dtype))
+        for l in flat_layers(self):
+            l.zero_grad()
         return self
 
     def save(self, path):
-        """Save architecture and weights to a ``.npz`` file (reload with :func:`load_model`)."""
+        """Save architecture and weights to ``path`` (``.npz`` is appended if missing,
+        as NumPy does); reload with :func:`load_model`.  Returns the file's path."""
         path = os.fspath(path)
-        np.savez(path, __config__=np.array(json.dumps(self.config())), **self.state_dict())
+        if not path.endswith(".npz"):
+            path += ".npz"
+        cfg = {"format": _FORMAT, **self.config()}
+        np.savez(path, __config__=np.array(json.dumps(cfg)), **self.state_dict())
+        return path
 
     def load(self, path):
         """Load weights saved by :meth:`save` into this (same-shaped) model."""
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            return self.load_state_dict({k: f[k] for k in f.files if k != "__config__"})
+        with _open_model_file(path) as (f, name):
+            state = {k: f[k] for k in f.files if k != "__config__"}
+        return self.load_state_dict(state)
+
+
+# ------------------------------------------------------------------- loading
+def _resolve(path):
+    path = os.fspath(path)
+    if not os.path.exists(path) and os.path.exists(path + ".npz"):
+        path += ".npz"
+    return path
+
+
+@contextlib.contextmanager
+def _open_model_file(path):
+    name = _resolve(path)
+    try:
+        f = np.load(name, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path: no model file {os.fspath(path)!r} "
+                                f"(nor {os.fspath(path) + '.npz'!r})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"path: {name} is not a readable nnbook model file "
+                         f"({type(e).__name__}: {e})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"path: {name} holds a single array, not an nnbook model")
+    try:
+        with f:
+            yield f, name
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"path: {name} is damaged ({type(e).__name__}: {e})") from None
+
+
+@contextlib.contextmanager
+def _scratch_rng():
+    """Build layers without moving nnbook's random stream (their initial weights are
+    overwritten by the file's anyway)."""
+    saved = _backend_state["rng"]
+    _backend_state["rng"] = np.random.default_rng(0)
+    try:
+        yield
+    finally:
+        _backend_state["rng"] = saved
+
+
+def _build(spec, where, name, shapes):
+    """A layer (or nested Sequential) from its saved config; ``shapes``: the stored
+    arrays' shapes by key, checked before anything is allocated."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ValueError(f"path: {name}: layer {where} has no valid config")
+    spec = dict(spec)
+    typ = spec.pop("type")
+    if typ == "Sequential":
+        layers = spec.get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise ValueError(f"path: {name}: Sequential {where} lists no layers")
+        return Sequential(*[_build(s, f"{where}{i}.", name, shapes)
+                            for i, s in enumerate(layers)])
+    cls = LAYERS.get(typ)
+    if cls is None:
+        raise ValueError(f"path: {name}: unknown layer type {typ!r} at {where[:-1] or '0'} "
+                         f"(define or import that layer class before load_model)")
+    expect = getattr(cls, "_shapes_from_config", None)
+    if expect is not None:
+        try:
+            want = expect(**spec)
+        except TypeError as e:
+            raise ValueError(f"path: {name}: bad config for {typ} at {where[:-1]}: {e}") from None
+        for k, shp in want.items():
+            have = shapes.get(f"{where}{k}")
+            if have is None or tuple(have) != tuple(shp):
+                raise ValueError(f"path: {name}: {typ} at {where[:-1]} expects {k} of shape "
+                                 f"{tuple(shp)}, the file stores {have}")
+    try:
+        return cls(**spec)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"path: {name}: cannot build {typ} at {where[:-1]}: {e}") from None
 
 
 def load_model(path):
-    """Rebuild a :class:`Sequential` saved with :meth:`Sequential.save`."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
+    """Rebuild a model saved with :meth:`Sequential.save` (``path`` with or without
+    ``.npz``).  A model file is treated as untrusted input: a damaged file or a
+    config that does not match the stored arrays raises ValueError naming the file,
+    before anything large is allocated.  nnbook's random stream does not move."""
+    with _open_model_file(path) as (f, name):
         if "__config__" not in f.files:
-            raise ValueError(f"path: {path} holds no nnbook model config")
-        cfg = json.loads(str(f["__config__"]))
-        layers = []
-        for spec in cfg["layers"]:
-            spec = dict(spec)
-            cls = LAYERS.get(spec.pop("type"))
-            if cls is None:
-                raise ValueError(f"path: unknown layer type in {path}")
-            if cls is Dense:
-                spec["init"] = "zeros"   # weights come from the file
-            layers.append(cls(**spec))
-        model = Sequential(*layers)
-        return model.load_state_dict({k: f[k] for k in f.files if k != "__config__"})
+            raise ValueError(f"path: {name} holds no nnbook model config")
+        try:
+            cfg = json.loads(str(f["__config__"]))
+        except ValueError as e:
+            raise ValueError(f"path: {name}: the model config is not valid JSON ({e})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+            raise ValueError(f"path: {name}: the model config lists no layers")
+        state = {k: f[k] for k in f.files if k != "__config__"}
+    shapes = {k: v.shape for k, v in state.items()}
+    with _scratch_rng():
+        model = _build({"type": "Sequential", "layers": cfg["layers"]}, "", name, shapes)
+    try:
+        return model.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"path: {name}: {e}") from None
 
 
+# ------------------------------------------------------------------- ready-made models
 def mlp(sizes, activation="relu", init="he", dtype=None):
     """``mlp([784, 256, 128, 10])``: Dense layers with ``activation`` between them
     (none after the last; pair it with a loss that takes logits)."""
-    from .layers import ReLU, Sigmoid, Tanh  # noqa: PLC0415
     acts = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
     if activation not in acts:
         raise ValueError(f"activation: expected one of {tuple(acts)}, got {activation!r}")
@@ -212,9 +320,43 @@ def mlp(sizes, activation="relu", init="he", dtype=None):
     return Sequential(*layers)
 
 
-def __getattr__(name):
-    # ``nb.models.LeNet5`` lives in nnbook.lenet (which imports this module).
-    if name == "LeNet5":
-        from .lenet import LeNet5  # noqa: PLC0415
-        return LeNet5
-    raise AttributeError(f"module 'nnbook.models' has no attribute {name!r}")
+def LeNet5(batch_norm=False, pad_input=True, num_classes=10, dtype=None, method="fast"):
+    """LeNet-5 (LeCun et al. 1998) in the modernised form of the second thesis's
+    Table 2, as a :class:`Sequential` for (N, 1, 28, 28) inputs (``pad_input=True``)
+    or (N, 1, 32, 32) inputs (``pad_input=False``).
+
+    Two 5x5 convolutions (6 and 16 channels), each followed by a 2x2 max-pool
+    and a ReLU, then dense layers 400 -> 120 -> 84 -> classes; batch
+    normalisation after every convolution and hidden dense layer when
+    ``batch_norm=True`` (the thesis's variant; the layers before a batch norm
+    then have no bias, which the normalisation would cancel).  The original used
+    sigmoid-like activations and average pooling; the thesis, like most modern
+    versions, uses ReLU and max-pooling.
+
+    Table 2 applies the ReLU before each max-pool; here the pool comes first.
+    The two commute — max(relu(a), relu(b)) = relu(max(a, b)) because both are
+    non-decreasing, and the gradients agree too (a window whose maximum is <= 0
+    gets zero gradient either way) — so the network computes exactly the same
+    function, with the ReLU applied to 4x fewer numbers.
+
+    >>> LeNet5().num_parameters()
+    61706
+    """
+    bn = bool(batch_norm)
+    bias = not bn
+    layers = [Conv2D(1, 6, 5, padding=2 if pad_input else 0, dtype=dtype, method=method,
+                     bias=bias)]
+    if bn:
+        layers.append(BatchNorm2d(6, dtype=dtype))
+    layers += [MaxPool2D(2), ReLU(),
+               Conv2D(6, 16, 5, dtype=dtype, method=method, bias=bias)]
+    if bn:
+        layers.append(BatchNorm2d(16, dtype=dtype))
+    layers += [MaxPool2D(2), ReLU(), Flatten(), Dense(400, 120, dtype=dtype, bias=bias)]
+    if bn:
+        layers.append(BatchNorm1d(120, dtype=dtype))
+    layers += [ReLU(), Dense(120, 84, dtype=dtype, bias=bias)]
+    if bn:
+        layers.append(BatchNorm1d(84, dtype=dtype))
+    layers += [ReLU(), Dense(84, num_classes, dtype=dtype)]
+    return Sequential(*layers)

@@ -40,7 +40,7 @@ from .layers import Param
 from .optim import SGD, Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "InverseTimeLR", "CosineAnnealingLR",
-           "OneCycleLR", "lr_finder", "LRFinderResult", "plot_lr_finder",
+           "OneCycleLR", "lr_finder", "LRFinderResult",
            "clip_grad_norm", "clip_grad_value"]
 
 
@@ -365,9 +365,9 @@ def lr_finder(model_factory, loss, X, y, optimizer=None, start_lr=1e-7, end_lr=1
         if xp is not np:
             idx = xp.asarray(idx)
         opt.lr = lr
-        out = model._forward(X[idx])
+        out = model.forward(X[idx])
         value = loss._forward(out, y[idx])
-        model._backward(loss._backward(), need_dx=False)
+        model.backward(loss._backward())
         opt.step()
         opt.zero_grad()
         avg = smooth * avg + (1 - smooth) * value
@@ -409,35 +409,6 @@ def _valley(losses):
             start = end - lds[end]
     third = (end - start) / 3
     return min(n - 1, max(0, start + int(third) + int(third / 2)))
-
-
-def plot_lr_finder(result, ax=None, show_raw=True):
-    """Plot an :class:`LRFinderResult`: loss against lr (log axis), the suggestion marked."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    if not isinstance(result, LRFinderResult):
-        raise TypeError(f"result: expected the LRFinderResult of lr_finder(...), got "
-                        f"{type(result).__name__}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    if show_raw:
-        ax.plot(result.lrs, result.raw_losses, color="0.75", lw=0.8, label="batch loss")
-    ax.plot(result.lrs, result.losses, lw=2, label="smoothed loss")
-    ax.axvline(result.min_loss_lr, color="0.4", ls=":", label=f"min loss: {result.min_loss_lr:.2g}")
-    ax.axvline(result.suggested_lr, color="C3", ls="--",
-               label=f"suggested (min/10): {result.suggested_lr:.2g}")
-    ax.axvline(result.steepest_lr, color="C1", ls="-.",
-               label=f"steepest descent: {result.steepest_lr:.2g}")
-    ax.axvline(result.valley_lr, color="C2", ls=(0, (1, 3)),
-               label=f"valley: {result.valley_lr:.2g}")
-    ax.set_xscale("log")
-    finite = result.losses[np.isfinite(result.losses)]
-    if finite.size:
-        top = min(float(finite.max()), 2.5 * float(finite[0]))
-        ax.set_ylim(0.9 * float(finite.min()), max(top, float(finite.min()) * 1.1))
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
-    return ax
 
 
 # ----------------------------------------------------------------------------------------

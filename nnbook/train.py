@@ -1,13 +1,26 @@
-"""Training loop: :func:`fit` and :func:`evaluate`."""
+"""Training loop: :func:`fit` and :func:`evaluate`.
+
+``fit`` draws shuffled mini-batches and runs one training step per batch —
+forward, loss, backward, optimizer update — through :mod:`nnbook.engine`, which
+runs the layers it recognises faster and every other layer as written.
+``fit(..., engine=False)`` runs the reference layers only (what the engine is
+tested against).
+"""
 from __future__ import annotations
+
+import contextlib
+import math
+import warnings
 
 import numpy as np
 
-from ._checks import all_finite, check_array, check_int, describe
+from ._checks import all_finite, check_array, check_choice, check_int, describe
 from .backend import asarray, get_rng, get_xp
-from .layers import Dense
+from .engine import compile_step
 from .losses import Loss
-from .optim import SGD
+from .models import flat_layers
+from .norm import _BatchNorm
+from .optim import Optimizer
 
 __all__ = ["fit", "evaluate", "History", "accuracy", "iterate_minibatches"]
 
@@ -15,7 +28,9 @@ __all__ = ["fit", "evaluate", "History", "accuracy", "iterate_minibatches"]
 class History(dict):
     """Per-epoch metrics: ``hist["loss"]``, ``hist["acc"]``, ``hist["val_loss"]``,
     ``hist["val_acc"]`` (lists, one entry per epoch; accuracy is None for losses
-    that are not classification losses)."""
+    that are not classification losses).  ``loss`` and ``acc`` are averages over
+    the batches of the epoch, each measured before that batch's update (the weights
+    change during the epoch); ``val_*`` are measured at the end of the epoch."""
 
     def __getattr__(self, k):
         try:
@@ -29,11 +44,17 @@ class History(dict):
         return f"History(epochs={len(self.get('loss', []))}, last={last})"
 
 
-def accuracy(pred_labels, y):
-    """Fraction of predictions equal to y (labels (N,) or one-hot rows (N, K))."""
-    if y.ndim == 2 and pred_labels.ndim == 1:
-        y = y.argmax(axis=1)
-    return float((pred_labels == y).mean())
+def accuracy(y_true, y_pred):
+    """Fraction of predicted labels equal to the true ones (scikit-learn's argument
+    order).  Either may be labels (N,) or one-hot/score rows (N, K)."""
+    if y_true.ndim == 2:
+        y_true = y_true.argmax(axis=1)
+    if y_pred.ndim == 2:
+        y_pred = y_pred.argmax(axis=1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_pred: expected {y_true.shape[0]} labels to match y_true, "
+                         f"got {describe(y_pred)}")
+    return float((y_pred == y_true).mean())
 
 
 def iterate_minibatches(n, batch_size, shuffle=True, rng=None, drop_last=False):
@@ -48,6 +69,20 @@ def _n_used(n, batch_size, drop_last):
     """How many of n samples an epoch visits (all but a smaller final batch with
     ``drop_last``; all of them when there is not even one full batch)."""
     return n - n % batch_size if drop_last and n >= batch_size else n
+
+
+@contextlib.contextmanager
+def _modes_kept(model, training):
+    """Set ``model`` to training/eval mode for the body, then give every layer back
+    the mode it had."""
+    layers = [model, *flat_layers(model)]
+    modes = [(l, l.training) for l in layers]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for l, m in modes:
+            l.training = m
 
 
 def _prepare(model, X, y, name):
@@ -65,20 +100,19 @@ def _prepare(model, X, y, name):
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"{name[1]}: expected {X.shape[0]} targets to match {name[0]} "
                          f"{describe(X)}, got {describe(y)}")
-    model._check_input(X[:1])
+    try:
+        model.check_input(X)
+    except (TypeError, ValueError) as e:
+        raise type(e)(str(e).replace("x:", f"{name[0]}:", 1)) from None
     return X, y
 
 
 def _check_targets(loss, model, X, y, name):
     """Run the loss's own checks on the whole target array once, up front."""
     # an eval-mode probe, so BatchNorm statistics are not nudged by the check
-    was_training = model.training
-    model.eval()
-    try:
-        out = model._forward(X[:1])
-    finally:
-        model.train(was_training)
-    # a stand-in for the logits of the whole set: a zero-stride view, no memory
+    with _modes_kept(model, False):
+        out = model.forward(X[:1])
+    # a stand-in for the outputs of the whole set: a zero-stride view, no memory
     xp = get_xp()
     full = xp.broadcast_to(xp.zeros((), dtype=out.dtype), (y.shape[0],) + tuple(out.shape[1:]))
     try:
@@ -95,9 +129,11 @@ def _n_correct(loss, out, y):
 
 
 def evaluate(model, loss, X, y, batch_size=1024):
-    """Mean loss and accuracy (None if the loss has no ``predict``) of ``model`` on (X, y)."""
+    """Mean loss and accuracy (None if the loss has no ``predict``) of ``model`` on
+    (X, y), in evaluation mode; every sample counts once, whatever the batch size."""
     if not isinstance(loss, Loss):
         raise TypeError(f"loss: expected an nnbook loss, got {type(loss).__name__}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     X, y = _prepare(model, X, y, ("X", "y"))
     y = _check_targets(loss, model, X, y, "y")
     return _evaluate(model, loss, X, y, batch_size)
@@ -105,39 +141,53 @@ def evaluate(model, loss, X, y, batch_size=1024):
 
 def _evaluate(model, loss, X, y, batch_size):
     n = X.shape[0]
-    tot, correct = 0.0, 0.0
-    was_training = model.training
-    model.eval()
-    for i in range(0, n, batch_size):
-        xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-        out = model._forward(xb)
-        tot += loss._forward(out, yb) * xb.shape[0]
-        if loss.predict is not None:
-            correct += _n_correct(loss, out, yb)
-    model.train(was_training)
+    tot, correct = 0.0, 0
+    with _modes_kept(model, False):
+        for i in range(0, n, batch_size):
+            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+            out = model.forward(xb)
+            tot += loss._forward(out, yb) * xb.shape[0]     # a mean over this batch
+            if loss.predict is not None:
+                correct += _n_correct(loss, out, yb)
     return tot / n, (correct / n if loss.predict is not None else None)
 
 
+def _check_batchnorm_batches(model, n, batch_size, drop_last):
+    last = _n_used(n, batch_size, drop_last) % batch_size
+    if last == 1 and any(isinstance(l, _BatchNorm) for l in flat_layers(model)):
+        raise ValueError(f"batch_size: with {n} samples and batch_size={batch_size} the last "
+                         f"batch of every epoch holds one sample, which batch normalisation "
+                         f"cannot normalise in training mode; pass drop_last=True or another "
+                         f"batch_size")
+
+
 def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True,
-        progress=True, callbacks=(), drop_last=False):
+        progress=True, callbacks=(), drop_last=False, nonfinite="raise", engine=True):
     """Train ``model`` with mini-batches and return a :class:`History`.
 
     Data are moved to the active backend once and cast to the model's dtype
     (copies; your arrays are never modified).  Batches are drawn in an order
     shuffled by nnbook's seeded generator, so the same seed gives the same
-    history bit for bit.  ``progress``: a tqdm bar (a widget in notebooks,
-    text in terminals); ``False`` for silence.  ``callbacks``: functions
-    ``cb(epoch, history)`` called after each epoch (return True to stop).
-    ``drop_last``: leave out the final, smaller batch of each epoch (a batch of a
-    few samples has a noisy gradient; at a large learning rate one such step can
-    undo an epoch's progress).  Training metrics are averages over the samples
-    the epoch used.
+    history (on the same machine and BLAS library).  ``progress``: a tqdm bar (a
+    widget in notebooks, text in terminals); ``False`` for silence.
+    ``callbacks``: functions ``cb(epoch, history)`` called after each epoch; every
+    callback is called, and training stops after the epoch if any returned True.
+    ``drop_last``: leave out the final, smaller batch of each epoch.
+    ``nonfinite``: "raise" (default) stops with a FloatingPointError naming the
+    epoch and batch where the loss became NaN or infinite; "warn" warns once and
+    goes on.  ``engine=False`` runs the reference layers only (slower; the engine
+    is tested equal to it).  The model is in training mode during ``fit``; every
+    layer gets back the mode it had when ``fit`` returns.
     """
     if not isinstance(drop_last, bool):
         raise TypeError(f"drop_last: expected True or False, got {drop_last!r}")
     if not isinstance(loss, Loss):
         raise TypeError(f"loss: expected an nnbook loss (e.g. nb.SoftmaxCrossEntropy()), "
                         f"got {type(loss).__name__}")
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"opt: expected an nnbook optimizer (e.g. nb.SGD(model.parameters(), "
+                        f"lr=0.1)), got {type(opt).__name__}")
+    check_choice("nonfinite", nonfinite, ("raise", "warn"))
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     X, y = _prepare(model, X, y, ("X", "y"))
@@ -147,95 +197,60 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
             raise TypeError(f"val: expected a tuple (X_val, y_val), got {type(val).__name__}")
         Xv, yv = _prepare(model, val[0], val[1], ("val[0]", "val[1]"))
         yv = _check_targets(loss, model, Xv, yv, "val[1]")
-    hist = History(loss=[], acc=[], val_loss=[], val_acc=[])
     n = X.shape[0]
+    _check_batchnorm_batches(model, n, batch_size, drop_last)
+    if hasattr(model, "check_unique"):
+        model.check_unique()          # the layer list may have changed since construction
+    hist = History(loss=[], acc=[], val_loss=[], val_acc=[])
     used = _n_used(n, batch_size, drop_last)
-    nb = -(-used // batch_size)
+    n_batches = -(-used // batch_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
-        bar = tqdm(total=epochs * nb, unit="batch", desc="fit", leave=True)
+        bar = tqdm(total=epochs * n_batches, unit="batch", desc="fit", leave=True)
     has_acc = loss.predict is not None
-    model.train()
-    reuse = hasattr(model, "_set_reuse")
-    if reuse:
-        model._set_reuse(True)
-    xp = get_xp()
-    xbuf = None
-    prescale = isinstance(opt, SGD) and opt._plain and type(opt)._update is SGD._update
-    # plain SGD: Dense layers (used once, both parameters optimized) take the step
-    # inside their backward pass, fused into the weight-gradient GEMM
-    fused = []
-    if prescale and hasattr(model, "layers"):
-        owned = {(id(p.layer), p.name) for p in opt.params}
-        ids = [id(l) for l in model.layers]
-        fused = [l for l in model.layers if type(l) is Dense and ids.count(id(l)) == 1
-                 and all((id(l), k) in owned for k in l.params)]
-    fused_ids = {id(l) for l in fused}
-    rest = [p for p in opt.params if id(p.layer) not in fused_ids]
-    need_zero = not fused or bool(rest)   # fused layers never write their gradients
-    # gradients left over from a manual backward would otherwise be added to the first step
-    if hasattr(model, "zero_grad"):
-        model.zero_grad()
-    opt.zero_grad()
-    try:
-        for l in fused:
-            l._sgd_step = True
-        for epoch in range(epochs):
-            tot, correct = 0.0, 0.0
-            for idx in iterate_minibatches(n, batch_size, shuffle, drop_last=drop_last):
-                if xp is not np:
-                    idx = asarray(idx)
-                if reuse and len(idx) == batch_size:
-                    if xbuf is None:
-                        xbuf = xp.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
-                    if xp is np:
-                        # mode="clip" (the indices are a permutation, never out of range):
-                        # with the default "raise", NumPy gathers into a temporary and copies
-                        xb = np.take(X, idx, axis=0, out=xbuf, mode="clip")
-                    else:
-                        xb = xp.take(X, idx, axis=0, out=xbuf)
-                else:
-                    xb = X[idx]
-                yb = y[idx]
-                out = model._forward(xb)
-                tot += loss._forward(out, yb) * len(idx)
-                if has_acc:
-                    correct += _n_correct(loss, out, yb)
-                if prescale:
-                    # plain SGD: scale the loss gradient by lr once, so every
-                    # gradient comes out pre-multiplied and the step is p -= g
-                    model._backward(loss._backward(opt.lr), need_dx=False)
-                    opt._step_prescaled(rest)
-                else:
-                    model._backward(loss._backward(), need_dx=False)
-                    opt.step()
-                if need_zero:
-                    opt.zero_grad()
+    warned = False
+    with _modes_kept(model, True):
+        step = compile_step(model, loss, opt, engine=engine)
+        try:
+            for epoch in range(epochs):
+                tot, correct = 0.0, 0
+                for b, idx in enumerate(iterate_minibatches(n, batch_size, shuffle,
+                                                            drop_last=drop_last)):
+                    value, c = step(step.gather(X, idx), y[idx])
+                    if not math.isfinite(value):
+                        msg = (f"fit: the loss became {value} at epoch {epoch + 1}, batch "
+                               f"{b + 1} of {n_batches} (learning rate too large? inputs "
+                               f"not scaled?)")
+                        if nonfinite == "raise":
+                            raise FloatingPointError(msg + "; pass nonfinite='warn' to go on")
+                        if not warned:
+                            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                            warned = True
+                    tot += value * len(idx)
+                    correct += c
+                    if bar is not None:
+                        bar.update(1)
+                hist["loss"].append(tot / used)
+                hist["acc"].append(correct / used if has_acc else None)
+                if val is not None:
+                    vl, va = _evaluate(model, loss, Xv, yv, 1024)
+                    hist["val_loss"].append(vl)
+                    hist["val_acc"].append(va)
                 if bar is not None:
-                    bar.update(1)
-            hist["loss"].append(tot / used)
-            hist["acc"].append(correct / used if has_acc else None)
-            if val is not None:
-                vl, va = _evaluate(model, loss, Xv, yv, 1024)
-                hist["val_loss"].append(vl)
-                hist["val_acc"].append(va)
+                    post = {"loss": f"{hist['loss'][-1]:.4f}"}
+                    if has_acc:
+                        post["acc"] = f"{hist['acc'][-1]:.4f}"
+                    if val is not None and has_acc:
+                        post["val_acc"] = f"{hist['val_acc'][-1]:.4f}"
+                    bar.set_postfix(post)
+                stops = [bool(cb(epoch, hist)) for cb in callbacks]
+                if any(stops):
+                    break
+        finally:
+            step.close()
             if bar is not None:
-                post = {"loss": f"{hist['loss'][-1]:.4f}"}
-                if has_acc:
-                    post["acc"] = f"{hist['acc'][-1]:.4f}"
-                if val is not None and has_acc:
-                    post["val_acc"] = f"{hist['val_acc'][-1]:.4f}"
-                bar.set_postfix(post)
-            if any(cb(epoch, hist) for cb in callbacks):
-                break
-    finally:
-        for l in fused:
-            l._sgd_step = False
-        if reuse:
-            model._set_reuse(False)
-        if bar is not None:
-            bar.close()
+                bar.close()
     if val is None:
         del hist["val_loss"], hist["val_acc"]
     return hist

@@ -144,10 +144,17 @@ def test_fit_drop_last_leaves_out_the_small_final_batch():
     X = np.random.default_rng(3).random((100, 4)).astype("float32")
     y = np.arange(100) % 3
     seen = []
+
+    class Spy(nb.Layer):                 # a layer the engine does not know: runs as written
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return x
+
+        def backward(self, dout):
+            return dout
+
     nb.seed(0)
-    m = nb.mlp([4, 5, 3])
-    orig = m._forward
-    m._forward = lambda x: seen.append(x.shape[0]) or orig(x)
+    m = nb.Sequential(Spy(), *nb.mlp([4, 5, 3]).layers)
     nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.1), X, y, epochs=2,
            batch_size=32, drop_last=True, progress=False)
     train_batches = [s for s in seen if s != 1]     # the 1-sample target probe is not a batch

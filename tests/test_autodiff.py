@@ -359,6 +359,8 @@ def test_graph_structure_and_drawing():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nnbook.explorers import draw_graph
+
     def f(x1, x2):
         x3 = ad.exp(x1).named("x3")
         x4 = (x2 * x3).named("x4")
@@ -378,7 +380,7 @@ def test_graph_structure_and_drawing():
     x5, x6 = nodes[pos["x5"]]["tensor"], nodes[pos["x6"]]["tensor"]
     # the thesis's rule at x4: do/dx4 = do/dx5 dx5/dx4 + do/dx7 dx7/dx4
     assert abs(adj[id(x4)] - (adj[id(x5)] * 1.0 + 1.0 * x6.value)) < 1e-14
-    ax = ad.draw_graph(out, show_grads=True)
+    ax = draw_graph(out, show_grads=True)
     assert len(ax.texts) == 7 + 8          # 7 node boxes, 8 edges (annotations)
     plt.close("all")
 

@@ -91,7 +91,7 @@ def test_fit_errors():
         nb.fit(model, loss, opt, X, np.array([0, 1, 2, 3, 0]), progress=False)
     with pytest.raises(ValueError, match="X: expected finite values"):
         nb.fit(model, loss, opt, np.full((5, 4), np.nan), np.zeros(5, int), progress=False)
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"X: expected shape \(N, 4\)"):
         nb.fit(model, loss, opt, np.ones((5, 3), f32), np.zeros(5, int), progress=False)
     with pytest.raises(ValueError, match="batch_size: expected an int >= 1, got 0"):
         nb.fit(model, loss, opt, X, np.zeros(5, int), batch_size=0, progress=False)

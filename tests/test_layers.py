@@ -241,83 +241,6 @@ def test_fit_history_and_validation():
     assert h2["acc"] == [None]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fused_gemm_update_matches_numpy(dtype):
-    from nnbook import _blas
-    rng = np.random.default_rng(0)
-    x, d = rng.standard_normal((13, 7)).astype(dtype), rng.standard_normal((13, 5)).astype(dtype)
-    W = rng.standard_normal((7, 5)).astype(dtype)
-    want = W - x.T @ d
-    if not _blas.available():
-        pytest.skip("NumPy's CBLAS symbols not found: fit uses the two-pass update")
-    assert _blas.gemm_tn_update(W, x, d)
-    assert_close(W, want, 1e-6 if dtype == "float32" else 1e-13)
-    # views, wrong shapes and mixed dtypes are refused (nothing written)
-    W2 = W.copy()
-    assert not _blas.gemm_tn_update(W2, np.asfortranarray(x), d)
-    assert not _blas.gemm_tn_update(W2, x[:, :6], d)
-    assert not _blas.gemm_tn_update(W2, x.astype("float16"), d)
-    assert np.array_equal(W2, W)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dense_forward_with_the_bias_inside_the_gemm(dtype):
-    """Inside a training loop Dense computes x @ W + b as one GEMM onto the bias
-    (BLAS beta = 1); it must equal the plain forward pass."""
-    from nnbook import _blas
-    rng = np.random.default_rng(3)
-    layer = nb.Dense(7, 5, dtype=dtype)
-    layer.params["b"][...] = rng.standard_normal(5)
-    x = rng.standard_normal((9, 7)).astype(dtype)
-    want = layer.forward(x).copy()
-    layer._set_reuse(True)
-    for _ in range(2):                                  # second call: the memo path
-        got = layer._forward(x)
-        assert_close(got, want, 1e-6 if dtype == "float32" else 1e-13)
-    assert ("fwd_memo" in layer._bufs) == _blas.available()
-    c = rng.standard_normal((9, 5)).astype(dtype)       # gemm_acc itself: c += op(a) @ b
-    ref = c + 0.5 * x @ layer.params["W"]
-    if _blas.available():
-        assert _blas.gemm_acc(x, layer.params["W"], c, alpha=0.5)
-        assert_close(c, ref, 1e-6 if dtype == "float32" else 1e-13)
-        assert not _blas.gemm_acc(x, layer.params["W"], c[:, :4])     # a view: refused
-
-
-def test_fused_gemm_memo_reuses_arguments_only_for_the_same_arrays():
-    import copy
-    import pickle
-
-    from nnbook import _blas
-    if not _blas.available():
-        pytest.skip("NumPy's CBLAS symbols not found: fit uses the two-pass update")
-    rng = np.random.default_rng(1)
-    x, d = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
-    W = rng.standard_normal((4, 3))
-    memo = _blas.GemmMemo()
-    for _ in range(2):                          # new contents, same arrays: memo hit
-        x[...] = rng.standard_normal(x.shape)
-        want = W - x.T @ d
-        assert _blas.gemm_tn_update(W, x, d, memo)
-        assert_close(W, want, 1e-13)
-    assert memo.key[1] is W                     # the key: (x, W), d read at each call
-    d2 = rng.standard_normal(d.shape)           # a new d (like a loss gradient): hit, new address
-    want = W - x.T @ d2
-    assert _blas.gemm_tn_update(W, x, d2, memo) and memo.key[1] is W
-    assert_close(W, want, 1e-13)
-    d3 = np.asfortranarray(d2)                  # a d the GEMM cannot take: refused, W untouched
-    before = W.copy()
-    assert not _blas.gemm_tn_update(W, x, d3, memo) and np.array_equal(W, before)
-    other = W.copy()                            # another W: recomputed, memo follows it
-    want = other - x.T @ d
-    assert _blas.gemm_tn_update(other, x, d, memo) and memo.key[1] is other
-    assert_close(other, want, 1e-13)
-    x.shape = (12, 2)                           # same object reshaped in place: recomputed
-    assert not _blas.gemm_tn_update(other, x, d, memo)
-    # copies never inherit the addresses of the original arrays
-    assert copy.deepcopy(memo).key is None and copy.copy(memo).key is None
-    assert pickle.loads(pickle.dumps(memo)).key is None
-
-
 def test_fit_on_a_deep_copy_leaves_the_original_model_alone():
     import copy
     X, y = nb.data.spirals(64, seed=3)
@@ -332,27 +255,6 @@ def test_fit_on_a_deep_copy_leaves_the_original_model_alone():
            batch_size=16, progress=False)
     assert all(np.array_equal(p.value, q) for p, q in zip(a.parameters(), before))
     assert not all(np.array_equal(p.value, q) for p, q in zip(b.parameters(), before))
-
-
-def test_fit_plain_sgd_takes_the_fused_step_and_matches_the_public_api(monkeypatch):
-    from nnbook import _blas
-    calls = []
-    orig = _blas.gemm_tn_update
-    monkeypatch.setattr(_blas, "gemm_tn_update", lambda *a: calls.append(orig(*a)) or calls[-1])
-    X, y = nb.data.spirals(100, seed=2)          # 100 = 6 batches of 16 and a ragged 4
-    X = X.astype(np.float32)
-    nb.seed(1)
-    a = nb.mlp([2, 8, 8, 3])
-    nb.seed(5)
-    nb.fit(a, nb.SoftmaxCrossEntropy(), nb.SGD(a.parameters(), lr=0.2), X, y, epochs=2,
-           batch_size=16, progress=False)
-    assert len(calls) == 3 * 7 * 2 and (all(calls) or not _blas.available())
-    assert not any(getattr(l, "_sgd_step", False) for l in a.layers)   # off after fit
-    nb.seed(1)
-    b = nb.mlp([2, 8, 8, 3])
-    _train_with_public_api(b, nb.SGD(b.parameters(), lr=0.2), X, y, 2, 16)
-    for p, q in zip(a.parameters(), b.parameters()):
-        assert_close(p.value, q.value, 1e-5)
 
 
 def test_handwritten_benchmark_loop_trains_like_fit():

@@ -418,10 +418,12 @@ def test_draw_network():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    ax = ne.draw_network([2, 3, 3], highlight=(1, 0))
+
+    from nnbook.explorers import draw_network
+    ax = draw_network([2, 3, 3], highlight=(1, 0))
     assert len(ax.patches) == 8                      # one circle per neuron
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="sizes"):
-        ne.draw_network([2])
+        draw_network([2])
     with pytest.raises(ValueError, match="layer_names"):
-        ne.draw_network([2, 3], layer_names=["a"])
+        draw_network([2, 3], layer_names=["a"])

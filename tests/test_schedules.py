@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import nnbook as nb
+from nnbook.explorers import plot_lr_finder
 from nnbook.schedules import (CosineAnnealingLR, ExponentialLR, InverseTimeLR, LRFinderResult,
-                              OneCycleLR, StepLR, clip_grad_norm, clip_grad_value, lr_finder,
-                              plot_lr_finder)
+                              OneCycleLR, StepLR, clip_grad_norm, clip_grad_value, lr_finder)
 
 
 def _params():

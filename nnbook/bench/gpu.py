@@ -26,7 +26,8 @@ Results go to ``nnbook/results/gpu_dense.json`` (``--out`` to change), schema 1:
 
     {
       "schema": 1,
-      "date": ISO-8601 UTC, "command": str, "tf32": false, "notes": [str],
+      "date": ISO-8601 UTC, "command": str, "git_commit": str|null, "git_dirty": bool|null,
+      "blas": [...] (host BLAS; nnbook.bench._util.stamp), "tf32": false, "notes": [str],
       "device": {"name", "compute_capability", "sm_count", "memory_gib",
                  "driver_version", "cuda_runtime", "cupy", "numba", "numba_cuda",
                  "torch" (or null)},
@@ -187,15 +188,9 @@ def _nb_step(engine, lr=0.05):
     model = kd.mlp(MLP_SIZES, engine=eng)
     loss = kd.make_loss(eng)
     opt = kd.make_sgd(eng, model.parameters(), lr=lr)
-    model._set_reuse(True)
-
-    def step(xb, yb):
-        out = model._forward(xb)
-        loss._forward(out, yb)            # returns a float: syncs, as nb.fit does
-        model._backward(loss._backward(), need_dx=False)
-        opt.step()
-        opt.zero_grad()
-    return step
+    # the training step nb.fit runs (its engine, for the cuBLAS version; the kernel
+    # layers run as written); it returns the loss as a float, which syncs, as fit does
+    return nb.engine.compile_step(model, loss, opt)
 
 
 def _torch_step(lr=0.05):

@@ -13,7 +13,7 @@ from functools import lru_cache as _lru_cache
 
 import numpy as _np
 
-from .backend import get_xp
+from ..backend import get_xp
 
 _FEW_CLASSES = 32       # softmax-CE on NumPy works class-major up to this many classes
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..backend import get_xp
 from ..layers import Dense
 from ..losses import SoftmaxCrossEntropy
-from ..models import Sequential, register_layer
+from ..models import Sequential
 from ..models import mlp as _xp_mlp
 from ..optim import SGD
 from . import bias_act, matmul, sgd, softmax_xent
@@ -49,7 +49,6 @@ def _versions(versions):
     return v
 
 
-@register_layer
 class KernelDense(Dense):
     """``A = f(X W + b)`` on the hand-written kernels (float32 only).
 
@@ -69,57 +68,39 @@ class KernelDense(Dense):
         self.activation = activation
         self.versions = _versions(versions)
 
-    def _new(self, key, shape):
-        if self._reuse:
-            return self._buffer(key, shape, np.float32)
-        return get_xp().empty(shape, dtype=np.float32)
-
     def _bias(self):
         if self.use_bias:
             return self.params["b"]
-        z = self._bufs.get("zero_b")
-        if z is None:
-            z = self._bufs["zero_b"] = get_xp().zeros((self.out_features,), np.float32)
-        return z
+        return get_xp().zeros((self.out_features,), np.float32)
 
-    def _forward(self, x):
+    def forward(self, x):
         xp = get_xp()
         x = xp.ascontiguousarray(x)
-        self._x = x
+        self.x = x
         W = self.params["W"]
-        out = self._new("out", (x.shape[0], self.out_features))
+        out = xp.empty((x.shape[0], self.out_features), dtype=np.float32)
         matmul.matmul(x, W, out=out, version=self.versions["matmul"])
         bias_act.forward(out, self._bias(), self.activation, out=out,
                          version=self.versions["bias_act"])
-        self._a = out
-        self._out_shape = out.shape
+        self.a = out
         return out
 
-    def _backward(self, dout, need_dx=True):
+    def backward(self, dout):
         xp = get_xp()
         dout = xp.ascontiguousarray(dout, dtype=np.float32)
-        x, W = self._x, self.params["W"]
+        x, W = self.x, self.params["W"]
         B = x.shape[0]
-        dZ = self._new("dZ", (B, self.out_features))
-        db = self._new("db_tmp", (self.out_features,))
-        bias_act.backward(dout, self._a, self.activation, dZ=dZ, db=db,
+        dZ = xp.empty((B, self.out_features), dtype=np.float32)
+        db = xp.empty((self.out_features,), dtype=np.float32)
+        bias_act.backward(dout, self.a, self.activation, dZ=dZ, db=db,
                           version=self.versions["bias_act"])
-        xT = matmul.transpose(x, out=self._new("xT", (self.in_features, B)))
-        gW = self._grad_out("W")
-        gW = matmul.matmul(xT, dZ, out=gW, version=self.versions["matmul"])
-        self._accumulate("W", gW)
+        xT = matmul.transpose(x, out=xp.empty((self.in_features, B), dtype=np.float32))
+        self.grads["W"] += matmul.matmul(xT, dZ, version=self.versions["matmul"])
         if self.use_bias:
-            gb = self._grad_out("b")
-            if gb is None:
-                gb = db.copy()
-            else:
-                gb[...] = db
-            self._accumulate("b", gb)
-        self._fresh = False
-        if not need_dx:
-            return None
-        WT = matmul.transpose(W, out=self._new("WT", (self.out_features, self.in_features)))
-        dx = self._new("dx", (B, self.in_features))
+            self.grads["b"] += db
+        WT = matmul.transpose(W, out=xp.empty((self.out_features, self.in_features),
+                                              dtype=np.float32))
+        dx = xp.empty((B, self.in_features), dtype=np.float32)
         return matmul.matmul(dZ, WT, out=dx, version=self.versions["matmul"])
 
     def config(self):
