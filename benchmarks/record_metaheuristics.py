@@ -21,7 +21,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
@@ -34,6 +33,7 @@ import sklearn  # noqa: E402
 
 import nnbook as nb  # noqa: E402
 from nnbook import metaheuristics as mh  # noqa: E402
+from nnbook.bench._util import stamp  # noqa: E402
 
 OUT = pathlib.Path(nb.__file__).parent / "results" / "metaheuristics.json"
 GD = ("nag", "rmsprop", "adam")
@@ -91,12 +91,12 @@ def plan(quick, lenet_only=False, no_lenet=False):
 
 
 def environment(argv):
+    # stamp: date, command, git commit of the checkout, BLAS library and kernel
     return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        **stamp("python " + " ".join([sys.argv[0]] + (argv if argv is not None
+                                                      else sys.argv[1:]))),
         "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs ({platform.system()} "
                    f"{platform.machine()})",
-        "command": "python " + " ".join([sys.argv[0]] + (argv if argv is not None
-                                                         else sys.argv[1:])),
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
                      "nnbook": nb.__version__},

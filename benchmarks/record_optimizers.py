@@ -11,7 +11,6 @@ schedule.  Writes ``nnbook/results/optimizers_mnist.json``, which
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import platform
@@ -24,6 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import nnbook as nb  # noqa: E402
+from nnbook.bench._util import stamp  # noqa: E402
 from nnbook.schedules import OneCycleLR  # noqa: E402
 
 
@@ -56,11 +56,9 @@ def run(make_opt, make_sched, X, y, Xv, yv, epochs, batch_size=128, seed=42):
     for _ in range(epochs):
         t0 = time.perf_counter()
         total = 0.0
+        step = nb.engine.compile_step(model, loss, opt)     # the step nb.fit runs
         for idx in nb.train.iterate_minibatches(len(X), batch_size):
-            total += loss._forward(model._forward(X[idx]), y[idx]) * len(idx)
-            model._backward(loss._backward(), need_dx=False)
-            opt.step()
-            opt.zero_grad()
+            total += step(X[idx], y[idx])[0] * len(idx)
             if sched is not None:
                 sched.step()
         out["epoch_seconds"].append(time.perf_counter() - t0)
@@ -85,12 +83,12 @@ def main(argv=None):
         print(f"{name:32} val acc {r['val_acc'][-1]:.4f} "
               f"({sum(r['epoch_seconds']):.1f} s)", flush=True)
     meta = {
-        "date": datetime.date.today().isoformat(),
+        # stamp: date, command, git commit of the checkout, BLAS library and kernel
+        **stamp("python benchmarks/record_optimizers.py"
+                + (f" --epochs {args.epochs}" if args.epochs != 10 else "")),
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "python": platform.python_version(), "numpy": np.__version__,
         "nnbook": nb.__version__, "backend": nb.backend_name(),
-        "command": "python benchmarks/record_optimizers.py"
-                   + (f" --epochs {args.epochs}" if args.epochs != 10 else ""),
         "model": "MLP 784-256-128-10, Glorot, seed 42, batch 128",
         "train_size": len(X), "val_size": len(Xv), "epochs": args.epochs,
     }

@@ -1,12 +1,15 @@
-"""Shared benchmark helpers: machine description, thread limits, paired timing."""
+"""Shared benchmark helpers: machine description, the stamp every results file carries
+(date, command, git commit, BLAS kernel), thread limits, paired timing."""
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def limit_threads(n: int) -> None:
@@ -61,9 +64,79 @@ def _command_line() -> str:
     return " ".join(["python", *argv])
 
 
+#: What :func:`blas_info` records where threadpoolctl is not installed.
+BLAS_UNKNOWN = "unknown (threadpoolctl not installed)"
+
+
+def _git(root, *args):
+    """Output of ``git -C root *args`` (stripped), or None if git fails or is missing."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")   # read-only: no index refresh
+    try:
+        r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                           timeout=20, env=env, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_revision(root=None) -> dict:
+    """``{"git_commit": sha or None, "git_dirty": bool or None}`` of the git checkout
+    that nnbook runs from (``root``: the directory holding the ``nnbook`` package;
+    default: this one).  ``git_dirty``: tracked files differ from the commit
+    (untracked files do not count, as with ``git describe --dirty``).  Both are
+    None outside a git checkout (an installed copy, even one inside some other
+    repository's tree) or without git; never raises."""
+    none = {"git_commit": None, "git_dirty": None}
+    if root is None:
+        root = Path(__file__).resolve().parent.parent.parent
+    root = Path(root)
+    top = _git(root, "rev-parse", "--show-toplevel")
+    try:
+        if top is None or Path(top).resolve() != root.resolve():
+            return none
+    except OSError:
+        return none
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return none
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def blas_info():
+    """The BLAS libraries loaded in this process and the kernel each runs, from
+    ``threadpoolctl.threadpool_info()``: a list of ``{"internal_api", "version",
+    "architecture", "threading_layer", "num_threads", "filepath"}`` (the file's
+    basename; ``architecture`` is OpenBLAS's core type, e.g. ``Haswell`` or
+    ``SkylakeX``, which ``OPENBLAS_CORETYPE`` overrides), or :data:`BLAS_UNKNOWN`."""
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+    except ImportError:
+        return BLAS_UNKNOWN
+    import numpy  # noqa: F401, PLC0415  (loads NumPy's BLAS, so that it is listed)
+    try:
+        pools = threadpool_info()
+    except Exception as e:  # noqa: BLE001
+        return f"unknown (threadpoolctl failed: {type(e).__name__}: {e})"
+    out = []
+    for p in pools:
+        if p.get("user_api") != "blas":
+            continue
+        path = p.get("filepath")
+        out.append({"internal_api": p.get("internal_api"), "version": p.get("version"),
+                    "architecture": p.get("architecture", p.get("corename")),
+                    "threading_layer": p.get("threading_layer"),
+                    "num_threads": p.get("num_threads"),
+                    "filepath": os.path.basename(path) if path else None})
+    return out
+
+
 def stamp(command=None) -> dict:
+    """What every results file records about its run, beside the machine: the date
+    (UTC), the command, the git commit of nnbook's checkout (with a dirty flag) and
+    the BLAS library and kernel that ran (see :func:`git_revision`, :func:`blas_info`)."""
     return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": command or _command_line()}
+            "command": command or _command_line(), **git_revision(), "blas": blas_info()}
 
 
 def timed(fn, pause=0.4):

@@ -35,6 +35,9 @@ Results file (``nnbook/results/cudnn.json``), schema ``"nnbook.cudnn/1"``
       "schema": "nnbook.cudnn/1",
       "date": "2026-11-30T12:00:00+00:00",       # UTC, ISO 8601
       "command": "python -m nnbook.bench cudnn",
+      "git_commit": str|null, "git_dirty": bool|null,   # null outside a git checkout
+      "blas": [{"internal_api", "version", "architecture", "threading_layer",
+                "num_threads", "filepath"}] | "unknown (threadpoolctl not installed)",
       "env": {"device": str, "compute_capability": "9.0", "sm_count": int,
               "driver": str, "cuda_runtime": str, "cudnn": str|null,
               "cudnn_frontend": str|null, "cupy": str, "numba_cuda": str,
@@ -602,9 +605,9 @@ def run(*, quick=False, repeats=20, warmup=3, layer_list=None, methods=CONV_METH
         epoch_repeats=3, command=None, log=print):
     """Run the suite and return the results dict (does not write it)."""
     from ..kernels import on_simulator  # noqa: PLC0415
-    results = {"schema": SCHEMA,
-               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "command": command or "python -m nnbook.bench cudnn",
+    from ._util import stamp  # noqa: PLC0415
+    # stamp: date, command, git commit of the checkout, BLAS library and kernel
+    results = {"schema": SCHEMA, **stamp(command or "python -m nnbook.bench cudnn"),
                "env": None, "settings": {"repeats": int(repeats), "warmup": int(warmup), "quick": bool(quick)},
                "conv": [], "check": [], "gemm": [], "epoch": [], "skipped": []}
     if on_simulator():

@@ -8,11 +8,15 @@ returns it) and compute everything from it; nothing here runs on a GPU.
 * :func:`targets` -- the chapter's stated targets, evaluated.
 * :func:`roofline` -- a matplotlib roofline with every (layer, method) on it.
 * :func:`markdown` -- any table as a Markdown string (for ``IPython.display.Markdown``).
+* :func:`stamp_lines`, :func:`show_stamp`, :func:`provenance` -- what any results
+  file of ``nnbook/results`` records about its run (date, command, machine,
+  versions, git commit, BLAS kernel); files written before the commit and BLAS
+  were recorded render without them.
 * :func:`main` -- ``python -m nnbook.bench report``: the recorded results as Markdown.
 """
 from __future__ import annotations
 
-__all__ = ["header", "conv_table", "gemm_table", "epoch_table", "check_table", "targets",
+__all__ = ["header", "provenance", "stamp_lines", "show_stamp", "STAMP_KEYS", "conv_table", "gemm_table", "epoch_table", "check_table", "targets",
            "markdown", "arithmetic_intensity", "roofline", "TARGETS"]
 
 #: (description, own methods, ratio threshold) for 3×3 layers; LeNet epoch separately
@@ -26,13 +30,99 @@ TARGETS = {
 
 
 def header(results):
-    """One line: device, versions, date, command."""
+    """One line: device, versions, date, command (and the git commit and host BLAS
+    where the file records them)."""
     e = results["env"]
     sim = " (SIMULATED: times are meaningless)" if e.get("simulated") else ""
+    prov = provenance(results)
     return (f"{e['device']} (cc {e['compute_capability']}), driver {e['driver']}, CUDA {e['cuda_runtime']}, "
             f"cuDNN {e.get('cudnn')}, CuPy {e['cupy']}, numba-cuda {e['numba_cuda']}, PyTorch {e.get('torch')}; "
             f"TF32 off; {results['settings']['repeats']} repeats after {results['settings']['warmup']} warm-up "
-            f"calls; {results['date']}; `{results['command']}`{sim}")
+            f"calls; {results['date']}; `{results['command']}`{'; ' + prov if prov else ''}{sim}")
+
+
+# ----------------------------------------------------------------------------- any results file
+
+#: The keys :func:`stamp_lines` shows, in order (those a file lacks are left out).
+STAMP_KEYS = ("date", "command", "commit", "blas", "cpu", "cpu_count", "platform", "python",
+              "numpy", "torch", "nnbook", "device", "driver", "cuda_runtime", "cupy",
+              "numba_cuda", "cudnn")
+
+
+def _stamp_dict(r):
+    """The part of a results file that holds its stamp: the top level, or ``meta``
+    (the optimizer and metaheuristics records)."""
+    meta = r.get("meta") if isinstance(r, dict) else None
+    return {**r, **meta} if isinstance(meta, dict) else r
+
+
+def _commit_text(s):
+    if "git_commit" not in s:
+        return None                              # recorded before commits were stamped
+    c = s.get("git_commit")
+    if not c:
+        return "unknown (not run from a git checkout)"
+    dirty = s.get("git_dirty")
+    return f"{c[:12]}" + (" with uncommitted changes" if dirty else "" if dirty is False
+                          else " (clean or not: unknown)")
+
+
+def _blas_text(s):
+    b = s.get("blas")
+    if b is None:
+        return None                              # recorded before the BLAS was stamped
+    if isinstance(b, str):
+        return b
+    if not b:
+        return "none found"
+    parts = []
+    for p in b:
+        if not isinstance(p, dict):
+            parts.append(str(p))
+            continue
+        name = " ".join(str(p[k]) for k in ("internal_api", "version") if p.get(k))
+        kernel = f", {p['architecture']} kernel" if p.get("architecture") else ""
+        threads = f", {p['num_threads']} threads" if p.get("num_threads") is not None else ""
+        where = f" ({p['filepath']})" if p.get("filepath") else ""
+        parts.append(f"{name or 'BLAS'}{kernel}{threads}{where}")
+    return "; ".join(parts)
+
+
+def provenance(results):
+    """``"commit <sha> ...; BLAS <library, kernel, threads>"`` from a results file, or
+    ``""`` for a file recorded before these were stamped."""
+    s = _stamp_dict(results)
+    out = []
+    c, b = _commit_text(s), _blas_text(s)
+    if c is not None:
+        out.append(f"commit {c}")
+    if b is not None:
+        out.append(f"BLAS {b}")
+    return "; ".join(out)
+
+
+def stamp_lines(results, keys=STAMP_KEYS):
+    """``"key: value"`` lines for what a results file records about its run (date,
+    command, git commit, BLAS library and kernel, machine, versions); keys the
+    file lacks are left out, so files of any age render."""
+    s = _stamp_dict(results)
+    lines = []
+    for k in keys:
+        if k == "commit":
+            v = _commit_text(s)
+        elif k == "blas":
+            v = _blas_text(s)
+        else:
+            v = s.get(k)
+        if v is not None:
+            lines.append(f"{k:>12}: {v}")
+    return lines
+
+
+def show_stamp(results, keys=STAMP_KEYS, file=None):
+    """Print :func:`stamp_lines`, indented (the performance appendix's listing)."""
+    for line in stamp_lines(results, keys):
+        print("  " + line, file=file)
 
 
 def _key(r):
