@@ -25,24 +25,6 @@ def _arange(n):
     a.flags.writeable = False
     return a
 
-# --- affine -------------------------------------------------------------------------
-
-def affine_forward(x, W, b):
-    """``out = x @ W + b``.  ``W[j, k]`` joins input neuron j to output neuron k."""
-    out = x @ W
-    out += b
-    return out, (x, W)
-
-
-def affine_backward(dout, cache):
-    """Return ``(dx, dW, db)``: ``dx = dout W^T``, ``dW = x^T dout``, ``db = sum_n dout``."""
-    x, W = cache
-    dx = dout @ W.T
-    dW = x.T @ dout
-    db = dout.sum(axis=0)
-    return dx, dW, db
-
-
 # --- activations (elementwise) ------------------------------------------------------
 
 def relu(x):
