@@ -41,8 +41,11 @@ def _cmd_train(args):
     hist = nb.fit(model, loss, opt, Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size,
                   progress=not args.quiet)
     test_loss, test_acc = nb.evaluate(model, loss, Xte, yte)
-    print(f"train loss {hist['loss'][-1]:.4f}  train acc {hist['acc'][-1]:.4f}  "
-          f"test loss {test_loss:.4f}  test acc {test_acc:.4f}")
+    # the training figures are averages over the last epoch's batches, each taken
+    # before that batch's update; the test figures use the final weights
+    print(f"last epoch (mean over its batches): loss {hist['loss'][-1]:.4f}  "
+          f"acc {hist['acc'][-1]:.4f}")
+    print(f"test (final weights): loss {test_loss:.4f}  acc {test_acc:.4f}")
     if args.save:
         model.save(args.save)
         print(f"saved to {args.save}")
@@ -70,20 +73,33 @@ def build_parser():
     f.add_argument("--force", action="store_true", help="rebuild the cache even if it is valid")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(func=_cmd_data)
-    t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
-    t.add_argument("model", choices=["mlp", "lenet5"])
-    t.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.1, help="plain SGD step (default 0.1)")
-    t.add_argument("--momentum", type=float, default=0.0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--limit", type=int, default=0, help="train on the first N images only")
-    t.add_argument("--save", default=None, help="save the trained model to this .npz")
-    t.add_argument("--quiet", action="store_true")
+    t = sub.add_parser("train", help="train a model on MNIST and report test accuracy",
+                       description="Train on MNIST's 60,000 training images (nb.fit) and "
+                                   "report the test set's loss and accuracy.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("model", choices=["mlp", "lenet5"],
+                   help="mlp: 784-256-128-10 ReLU; lenet5: LeNet-5 on 28x28 digits")
+    t.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu",
+                   help="cpu: NumPy; gpu: CuPy (needs a CUDA GPU); auto: the GPU if one works")
+    t.add_argument("--epochs", type=int, default=5, help="passes over the training set")
+    t.add_argument("--batch-size", type=int, default=32, help="samples per SGD step")
+    t.add_argument("--lr", type=float, default=0.1, help="SGD learning rate")
+    t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (0: plain SGD)")
+    t.add_argument("--seed", type=int, default=0, help="seed of weights and batch order")
+    t.add_argument("--limit", type=int, default=0,
+                   help="train on the first N images only (0: all)")
+    t.add_argument("--save", default=None, help="save the trained model to this .npz file")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
-    b = sub.add_parser("bench", help="run a benchmark suite (python -m nnbook bench --help)")
-    b.add_argument("suite", help="suite name, e.g. 'mlp'")
+    from .bench import suites  # noqa: PLC0415  (a directory listing: imports no suite)
+    names = suites()
+    b = sub.add_parser("bench", help="run a benchmark suite (python -m nnbook bench --help)",
+                       description="Run one benchmark suite; each times a peer (PyTorch, "
+                                   "cuBLAS, cuDNN) in the same process.",
+                       epilog=f"suites: {', '.join(names)}.  A suite's own options: "
+                              f"python -m nnbook bench SUITE --help")
+    b.add_argument("suite", choices=names, metavar="SUITE",
+                   help=f"one of: {', '.join(names)}")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the suite")
     b.set_defaults(func=_cmd_bench)
     return p
