@@ -25,7 +25,7 @@ doctor:
 	$(PY) -m nnbook doctor
 
 book: setup
-	$(BIN)/jupyter-book build . -W --keep-going
+	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadfile tests book --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider

@@ -12,7 +12,7 @@ Every value is a :class:`Tensor`: an array plus, optionally,
   walks it in reverse and applies each primitive's VJP rule, summing the
   contributions of all children of a node, which gives ``u^T J_f(x)``.
 
-Both modes share one table of primitives (:data:`PRIMITIVES`): for each, the
+Both modes share one table of primitives (``PRIMITIVES``): for each, the
 forward function, the JVP rule and the VJP rule sit next to each other.
 
 >>> import numpy as np, nnbook.autodiff as ad
@@ -736,7 +736,7 @@ def relu(x, at_zero=0.0):
 
 
 def abs(x):  # noqa: A001 - mirrors numpy's name
-    """|x|; its derivative is sign(x), i.e. the subgradient 0 at x = 0."""
+    """``|x|``; its derivative is sign(x), i.e. the subgradient 0 at x = 0."""
     return _apply("abs", x)
 
 
@@ -808,7 +808,7 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) computed without forming softmax (stable for large |x|)."""
+    """log(softmax(x)) computed without forming softmax (stable for large ``|x|``)."""
     x = _wrap(x)
     return _apply("log_softmax", x, axis=_check_axis("axis", axis, x.ndim))
 
@@ -1084,7 +1084,7 @@ def _check_chain(fs, x, mode):
 def backprop(layers, params, x, loss):
     """The thesis's Algorithm 3: backpropagation as a chain of VJPs.
 
-    ``layers``: functions f_l(x_l, *W_l) -> x_{l+1}; ``params``: a list with
+    ``layers``: functions ``f_l(x_l, *W_l) -> x_{l+1}``; ``params``: a list with
     the tuple of parameter arrays W_l of each layer; ``loss``: a function of
     the last output returning a scalar.  The forward sweep keeps one VJP per
     layer; the backward sweep starts from u = 1 and, layer by layer, splits

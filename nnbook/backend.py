@@ -69,6 +69,7 @@ def get_xp():
 
 
 def backend_name() -> str:
+    """The active array module's name: "numpy" or "cupy"."""
     return _state["name"]
 
 
@@ -123,6 +124,8 @@ def set_default_dtype(dtype) -> None:
 
 
 def get_default_dtype() -> np.dtype:
+    """The dtype new layers get their parameters in (float32 unless changed by
+    :func:`set_default_dtype`)."""
     return _state["dtype"]
 
 

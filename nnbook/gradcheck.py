@@ -91,7 +91,7 @@ def _param_error(layer, name, f, h):
 def check_layer(layer, x, h=1e-6, tol=1e-7, seed=0, params=True):
     """Compare ``layer.backward`` with centred differences for input and parameters.
 
-    Returns a :class:`GradcheckResult`.  Use float64 layers and inputs: float32
+    Returns a :class:`~nnbook.gradcheck.GradcheckResult`.  Use float64 layers and inputs: float32
     cannot resolve differences of size h.  The layer's parameters are nudged
     and restored bit for bit; ``x`` is not modified.
     """

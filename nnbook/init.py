@@ -4,17 +4,17 @@ Each takes ``(shape, fan_in, fan_out, rng)`` and returns a NumPy float64 array;
 layers cast it to their dtype and move it to the active backend.  Drawing on
 the host keeps a seed's weights identical on CPU and GPU.
 
-=================  ========================================  ====================
-name               distribution                              keeps stable
-=================  ========================================  ====================
-``"he"``           N(0, 2 / fan_in)                          ReLU forward variance
-``"he_uniform"``   U(-a, a), a = sqrt(6 / fan_in)            same variance
-``"glorot"``       U(-a, a), a = sqrt(6 / (fan_in+fan_out))  tanh/sigmoid, both passes
-``"glorot_normal"````N(0, 2 / (fan_in + fan_out))``           same variance
-``"lecun"``        N(0, 1 / fan_in)                          linear/SELU forward
-``"normal"``       N(0, 0.01^2)                              nothing (the naive choice)
-``"zeros"``        0                                         nothing (symmetry!)
-=================  ========================================  ====================
+===================  ========================================  ==========================
+name                 distribution                              keeps stable
+===================  ========================================  ==========================
+``"he"``             N(0, 2 / fan_in)                          ReLU forward variance
+``"he_uniform"``     U(-a, a), a = sqrt(6 / fan_in)            same variance
+``"glorot"``         U(-a, a), a = sqrt(6 / (fan_in+fan_out))  tanh/sigmoid, both passes
+``"glorot_normal"``  N(0, 2 / (fan_in + fan_out))              same variance
+``"lecun"``          N(0, 1 / fan_in)                          linear/SELU forward
+``"normal"``         N(0, 0.01^2)                              nothing (the naive choice)
+``"zeros"``          0                                         nothing (symmetry!)
+===================  ========================================  ==========================
 """
 from __future__ import annotations
 

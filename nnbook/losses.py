@@ -21,6 +21,10 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MSE", "LOSSES",
 
 
 class Loss:
+    """Base class of the losses: ``forward(pred, y)`` returns the mean loss over the
+    batch as a float, ``backward(dloss=1.0)`` returns dE/dpred for the last forward;
+    ``check(pred, y)`` validates targets, ``predict(pred)`` gives labels (None for
+    losses that are not classification losses)."""
     _cache = None
 
     def __call__(self, pred, y):

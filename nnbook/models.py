@@ -1,5 +1,6 @@
-"""Containers and ready-made models: :class:`Sequential`, :func:`mlp`, :func:`LeNet5`,
-and saving/loading (:meth:`Sequential.save`, :func:`load_model`)."""
+"""Containers and ready-made models: :class:`~nnbook.Sequential`, :func:`~nnbook.mlp`,
+:func:`~nnbook.LeNet5`, and saving/loading (:meth:`~nnbook.Sequential.save`,
+:func:`~nnbook.load_model`)."""
 from __future__ import annotations
 
 import contextlib

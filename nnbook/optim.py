@@ -17,6 +17,10 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "OPTIMIZER
 
 
 class Optimizer:
+    """Base class: holds the parameters (``model.parameters()``), the learning rate
+    ``lr`` and per-parameter state; ``step()`` applies the update to every parameter
+    from its gradient, ``zero_grad()`` resets the gradients."""
+
     def __init__(self, params, lr):
         params = list(params)
         if not params:

@@ -14,15 +14,15 @@ current ``lr`` as the base rate and sets the rate of step 0; call
 ``get_lr()`` is the rate in force now; ``lr_at(t)`` the closed-form rate of
 step ``t`` without touching the optimizer (for plots).
 
-=========================  ==================================================
-schedule                   rate at step t (η0 = the optimizer's lr at build)
-=========================  ==================================================
-:class:`StepLR`            η0 · γ^⌊t / step_size⌋
-:class:`ExponentialLR`     η0 · γ^t
-:class:`InverseTimeLR`     η0 / (1 + k t)
-:class:`CosineAnnealingLR` η_min + (η0 − η_min)(1 + cos(π t / T_max)) / 2
-:class:`OneCycleLR`        warm-up to max_lr then anneal to max_lr/(div·final_div)
-=========================  ==================================================
+=============================  ==================================================
+schedule                       rate at step t (η0 = the optimizer's lr at build)
+=============================  ==================================================
+:class:`StepLR`                η0 · γ^⌊t / step_size⌋
+:class:`ExponentialLR`         η0 · γ^t
+:class:`InverseTimeLR`         η0 / (1 + k t)
+:class:`CosineAnnealingLR`     η_min + (η0 − η_min)(1 + cos(π t / T_max)) / 2
+:class:`OneCycleLR`            warm-up to max_lr then anneal to max_lr/(div·final_div)
+=============================  ==================================================
 
 :func:`lr_finder` runs Smith's learning-rate range test; :func:`clip_grad_norm`
 and :func:`clip_grad_value` have the semantics of ``torch.nn.utils``.

@@ -1,4 +1,4 @@
-"""Training loop: :func:`fit` and :func:`evaluate`.
+"""Training loop: :func:`~nnbook.fit` and :func:`~nnbook.evaluate`.
 
 ``fit`` draws shuffled mini-batches and runs one training step per batch —
 forward, loss, backward, optimizer update — through :mod:`nnbook.engine`, which

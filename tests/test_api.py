@@ -62,8 +62,12 @@ def test_cli_help_and_errors():
     for sub in (["doctor", "--help"], ["train", "--help"], ["data", "fetch", "--help"]):
         assert _cli(*sub).returncode == 0
     r = _cli("bench", "no-such-suite")
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: suite: expected one of")
+    assert r.returncode == 2 and "invalid choice: 'no-such-suite'" in r.stderr
     assert "Traceback" not in r.stderr
+    r = _cli("bench", "--help")                # the suites are listed
+    assert r.returncode == 0 and all(s in r.stdout for s in ("mlp", "lenet5", "peak"))
+    r = _cli("train", "--help")                # every flag explained, defaults shown
+    assert "(default: 32)" in r.stdout and "samples per SGD step" in r.stdout
     r = _cli("train", "mlp", "--device", "tpu")
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
@@ -81,7 +85,9 @@ def test_cli_train_mlp_small():
         pytest.skip("MNIST not fetched")
     r = _cli("train", "mlp", "--epochs", "1", "--limit", "5000", "--quiet")
     assert r.returncode == 0, r.stderr
-    acc = float(r.stdout.split("test acc")[1].split()[0])
+    test_line = next(l for l in r.stdout.splitlines() if l.startswith("test (final weights)"))
+    acc = float(test_line.split("acc")[1].split()[0])
+    assert "last epoch (mean over its batches)" in r.stdout
     assert acc > 0.85, r.stdout
 
 

@@ -11,12 +11,12 @@ never import matplotlib or ipywidgets, and nothing in nnbook imports this
 package (imports flow one way).  matplotlib and ipywidgets are imported
 inside the functions that draw, so ``import nnbook.explorers`` stays cheap.
 
-* :mod:`.basics` -- activation functions and gradient descent ("Machine-learning basics")
-* :mod:`.playground` -- the network playground (depth and width of an MLP)
-* :mod:`.neurons` -- :func:`draw_network`, the labelled fully connected network
-* :mod:`.autodiff` -- :func:`draw_graph`, an :mod:`nnbook.autodiff` computation graph
-* :mod:`.conv` -- the convolution explorer (kernel, stride, padding)
-* :mod:`.schedules` -- :func:`plot_lr_finder`, the learning-rate range test
+* ``explorers.basics`` -- activation functions and gradient descent ("Machine-learning basics")
+* ``explorers.playground`` -- the network playground (depth and width of an MLP)
+* ``explorers.neurons`` -- :func:`draw_network`, the labelled fully connected network
+* ``explorers.autodiff`` -- :func:`draw_graph`, an :mod:`nnbook.autodiff` computation graph
+* ``explorers.conv`` -- the convolution explorer (kernel, stride, padding)
+* ``explorers.schedules`` -- :func:`plot_lr_finder`, the learning-rate range test
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ def draw_graph(out, ax=None, show_values=True, show_grads=False, hide_constants=
 
     Nodes sit in columns by depth (longest path from an input); inputs on the
     left, the output on the right.  ``show_values``: print the value of
-    one-element nodes; ``show_grads``: run a reverse sweep (:func:`adjoints`)
+    one-element nodes; ``show_grads``: run a reverse sweep (:func:`nnbook.autodiff.adjoints`)
     and print each one-element node's adjoint ∂o/∂node; ``hide_constants``:
     leave out unnamed constant leaves.  Colours: inputs blue, constants grey,
     operations orange.  Returns the axes.

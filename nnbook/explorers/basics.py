@@ -193,7 +193,7 @@ def gradient_descent_path(grad, start, lr, steps, momentum=0.0, limit=1e6):
 
 
 def gd_figure(fn="quadratic", lr=0.1, steps=30, start=None, momentum=0.0, fig=None):
-    """Gradient descent on the surface ``fn`` (a key of :data:`SURFACES`).
+    """Gradient descent on the surface ``fn`` (a key of ``SURFACES``).
 
     ``lr`` is one learning rate or a list of them: one panel per rate shows the path
     on the function (a curve in 1-D, contours in 2-D), and a last panel shows

@@ -9,7 +9,7 @@ __all__ = ["plot_lr_finder"]
 
 
 def plot_lr_finder(result, ax=None, show_raw=True):
-    """Plot an :class:`LRFinderResult`: loss against lr (log axis), the suggestion marked."""
+    """Plot an :class:`~nnbook.schedules.LRFinderResult`: loss against lr (log axis), the suggestion marked."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
     if not isinstance(result, LRFinderResult):
         raise TypeError(f"result: expected the LRFinderResult of lr_finder(...), got "

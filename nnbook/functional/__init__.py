@@ -178,7 +178,7 @@ def softmax_xent_labels_backward(cache, dloss=1.0):
 def bce_with_logits_forward(z, y):
     """Mean binary cross-entropy of sigmoid(z) against y in [0, 1] (any shape).
 
-    Uses max(z, 0) - z y + log(1 + e^-|z|), finite for any finite z.
+    Uses ``max(z, 0) - z y + log(1 + e^-|z|)``, finite for any finite z.
     """
     xp = get_xp()
     loss = (xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).mean()

@@ -12,10 +12,11 @@ On the simulator, kernels take NumPy arrays; on a GPU, CuPy arrays (numba reads
 them without a copy through ``__cuda_array_interface__``).
 
 Environment variables:
-    ``NNBOOK_KERNELS_SIM=1``   force the simulator even when a GPU works;
-    ``NNBOOK_KERNELS_SIM=0``   force the real CUDA target even without a GPU (only
-                               compiling works then: ``python -m nnbook.kernels._ptx``).
-    ``NUMBA_ENABLE_CUDASIM``   respected if the user already set it.
+
+* ``NNBOOK_KERNELS_SIM=1``: force the simulator even when a GPU works;
+* ``NNBOOK_KERNELS_SIM=0``: force the real CUDA target even without a GPU (only
+  compiling works then: ``python -m nnbook.kernels._ptx``);
+* ``NUMBA_ENABLE_CUDASIM``: respected if the user already set it.
 
 Convolution kernels (``conv*.py``, ``pool*.py``, ``im2col*.py``) live in this
 package too but are not imported here.

@@ -9,11 +9,11 @@
   :func:`make_sgd` pick the matching loss and optimizer.  Everything else (``nb.fit``,
   ``nb.evaluate``, save/load) is the one code path of the package.
 
-Per layer and step (X: (B, D_in), W: (D_in, D_out)):
+Per layer and step (X: (B, D_in), W: (D_in, D_out))::
 
-forward    Z = X W (matmul), A = f(Z + b) (bias_act.forward, in place)
-backward   dZ, db = bias_act.backward(dA, A);  dW = transpose(X) · dZ;
-           dX = dZ · transpose(W)
+    forward    Z = X W (matmul), A = f(Z + b) (bias_act.forward, in place)
+    backward   dZ, db = bias_act.backward(dA, A);  dW = transpose(X) · dZ;
+               dX = dZ · transpose(W)
 
 On a GPU use ``nb.use("cupy")`` first (arrays are CuPy); without one the kernels
 run in the simulator on NumPy arrays -- tiny shapes only.
@@ -53,7 +53,7 @@ class KernelDense(Dense):
     """``A = f(X W + b)`` on the hand-written kernels (float32 only).
 
     ``activation``: ``"identity"`` (default), ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
-    ``versions``: kernel versions, e.g. ``{"matmul": 3}`` (see :data:`DEFAULT_VERSIONS`).
+    ``versions``: kernel versions, e.g. ``{"matmul": 3}`` (see ``DEFAULT_VERSIONS``).
     Parameters, gradients (accumulating) and checks behave as in :class:`nnbook.Dense`.
     """
 
@@ -182,11 +182,15 @@ def mlp(sizes, activation="relu", engine="kernels", init="he", versions=None):
 
 
 def make_loss(engine="kernels", version=None):
+    """The softmax cross-entropy loss of ``engine``: :class:`nnbook.SoftmaxCrossEntropy`
+    ("xp") or :class:`KernelSoftmaxCrossEntropy` ("kernels", kernel ``version``)."""
     _check_engine(engine)
     return SoftmaxCrossEntropy() if engine == "xp" else KernelSoftmaxCrossEntropy(version)
 
 
 def make_sgd(engine, params, lr=0.01, version=None, **kw):
+    """SGD for ``engine``: :class:`nnbook.SGD` ("xp") or :class:`KernelSGD` ("kernels");
+    ``kw``: momentum, dampening, weight_decay, nesterov."""
     _check_engine(engine)
     if engine == "xp":
         return SGD(params, lr=lr, **kw)

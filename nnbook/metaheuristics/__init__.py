@@ -49,9 +49,9 @@ is available here:
 ``local_search``          :class:`LBFGSB`, :class:`GradientDescentLS`
 ``memetic``               :func:`shade_ils`, :func:`shade_gd`, :func:`shade_ils_gd`
 ``metrics``               accuracy, balanced accuracy, MSE, R²
-``datasets``              :func:`load_dataset` (the thesis's data preparation)
-``experiment``            the thesis's experiment: :func:`run_gradient`,
-                          :func:`run_metaheuristic` and their networks
+``datasets``              :func:`~nnbook.metaheuristics.datasets.load_dataset` (the thesis's data preparation)
+``experiment``            the thesis's experiment: :func:`~nnbook.metaheuristics.experiment.run_gradient`,
+                          :func:`~nnbook.metaheuristics.experiment.run_metaheuristic` and their networks
 ========================  ======================================================
 """
 from __future__ import annotations

@@ -20,9 +20,9 @@ def load_dataset(name, seed=42, corr_min=None, corr_max=0.9, z_max=3.0, mnist_tr
     ``"breast_cancer"`` (classification, scikit-learn's copy of the Wisconsin
     set) and ``"diabetes"`` (regression, scikit-learn's, standing in for Boston
     housing, which scikit-learn no longer ships): split 70/10/20 with ``seed``;
-    on the training part, drop features with |corr(feature, target)| <
+    on the training part, drop features with ``|corr(feature, target)|`` <
     ``corr_min`` (0.1 for breast cancer, 0.05 for diabetes), drop the second of
-    every pair with |corr| > ``corr_max``, drop training rows with a |z-score|
+    every pair with ``|corr|`` > ``corr_max``, drop training rows with a ``|z-score|``
     above ``z_max``, and standardise with the training mean and deviation
     (the regression target too).  ``"mnist"``: ``mnist_train`` training images
     from MNIST's training set, ``mnist_test`` from its test set split 50/50

@@ -59,7 +59,7 @@ LENET5 = "lenet5"
 
 def build_lenet5(seed, batch_norm=True, num_classes=10):
     """LeNet-5 as in the thesis's Table 2 (ReLU, max-pooling, BatchNorm after every
-    convolution and hidden dense layer; :func:`nnbook.lenet.LeNet5`) for 28x28
+    convolution and hidden dense layer; :func:`nnbook.LeNet5`) for 28x28
     inputs padded to 32x32 by the first convolution, with Glorot-uniform weights
     (fan_in = in_channels*kh*kw, fan_out = out_channels*kh*kw for a convolution)
     and zero biases, as the thesis initialises its models (§6.3)."""
@@ -214,8 +214,8 @@ def run_metaheuristic(data, hidden, method, max_evals, seed=42, popsize=20, chec
     initialisers from ``np.random.default_rng([seed, 1])``, a stream
     independent of the one that built row 0, so all rows are distinct).
     With BatchNorm, the training loss normalises with the statistics of the
-    whole training set (:class:`NetProblem`), and a point is validated and tested after
-    :func:`calibrate_batchnorm` on the training set, so that evaluation mode
+    whole training set (:class:`~nnbook.metaheuristics.NetProblem`), and a point is validated and tested after
+    :func:`~nnbook.metaheuristics.calibrate_batchnorm` on the training set, so that evaluation mode
     computes the same function (one extra pass, not counted as an FE).
 
     As in the thesis (§6.5), the best individual is checked on the validation

@@ -80,7 +80,7 @@ class GradientDescentLS:
     (``"adam"``, ``"nag"``, ``"rmsprop"``, ``"sgd"``) from the given point, then
     one evaluation of the result.  Costs epochs + 1 FEs.  The optimizer's state
     (momenta, moment estimates) is kept between calls, like a training run that
-    is interrupted by evolution, and cleared by :meth:`reset` (at restarts)."""
+    is interrupted by evolution, and cleared by ``reset()`` (at restarts)."""
 
     def __init__(self, problem, optimizer="adam", lr=None, epochs=1, batch_size=32):
         if not hasattr(problem, "descend"):

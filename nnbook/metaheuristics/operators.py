@@ -69,7 +69,7 @@ def shade_memory_update(M_CR, M_F, k, S_CR, S_F, delta):
     """One SHADE memory update.  Returns new (M_CR, M_F, k) (inputs unchanged).
 
     If there were successes (S_CR non-empty), with weights
-    w_j = delta_j / sum delta (delta_j = |f(u_j) - f(x_j)|, the improvement):
+    w_j = delta_j / sum delta (``delta_j = |f(u_j) - f(x_j)|``, the improvement):
     M_CR[k] = sum w_j S_CR_j (weighted arithmetic mean),
     M_F[k] = sum w_j S_F_j^2 / sum w_j S_F_j (weighted Lehmer mean), k -> (k+1) mod H.
     Otherwise nothing changes.

@@ -6,7 +6,7 @@ vector and back.  :func:`population_loss` / :func:`population_forward`
 evaluate every row of a population matrix P (popsize, D): in one batched pass
 per chunk of the population for an MLP (:func:`_stack_plan`, :func:`_run_plan`),
 member by member otherwise, a Sequential of convolution, pooling, BatchNorm
-and dense layers layer by layer over chunks of the data (:class:`_Chunked`;
+and dense layers layer by layer over chunks of the data (``_Chunked``;
 BatchNorm in training mode normalises with the statistics of the whole data,
 see :func:`calibrate_batchnorm`).
 """
@@ -182,7 +182,7 @@ _CHUNKABLE_LOSSES = (SoftmaxCrossEntropy, BinaryCrossEntropy, MSE)
 
 
 def _chunkable(model):
-    """True when ``model`` is a Sequential whose layers :class:`_Chunked` knows
+    """True when ``model`` is a Sequential whose layers ``_Chunked`` knows
     (exact types: a subclass may compute something else)."""
     return isinstance(model, Sequential) and all(
         type(l) in _PER_EXAMPLE or type(l) in _BN for l in model.layers)
@@ -388,7 +388,7 @@ def population_forward(model, P, X, max_elems=2 ** 25, chunk_size=1000):
     are evaluated member by member (their weights are restored afterwards):
     Sequentials of convolution, pooling, Flatten, Dense, BatchNorm and
     activation layers layer by layer over chunks of ``chunk_size`` examples
-    (:class:`_Chunked`; a BatchNorm layer in training mode normalises with the
+    (``_Chunked``; a BatchNorm layer in training mode normalises with the
     statistics of the whole of X, as ``model.forward(X)`` does, but leaves its
     running statistics alone), any other model with ``model.forward(X)``.
     ``max_elems`` bounds the size of one intermediate (pop_chunk * N * width)
