@@ -16,14 +16,15 @@ from .gradcheck import check_layer, check_loss, check_model, numerical_gradient,
 from .layers import (Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, Param, ReLU,
                      Sigmoid, Softmax, Tanh, register_layer)
 from .conv import Conv2D
-from .pool import AvgPool2D, MaxPool2D
+from .pool import AdaptiveAvgPool2D, AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .norm import BatchNorm1d, BatchNorm2d
+from .residual import BasicBlock, Bottleneck
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .models import LeNet5, Sequential, load_model, mlp
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .train import History, accuracy, evaluate, fit
 from . import (autodiff, conv, engine, exercises, lenet, losses, models,  # noqa: F401
-               norm, optim, pool, results, schedules, train)
+               norm, optim, pool, residual, results, schedules, train)
 
 __version__ = "0.1.0"
 
@@ -36,11 +37,12 @@ __all__ = [
     "Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MSE", "get_loss",
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad",
     "fit", "evaluate", "History", "accuracy",
-    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "BatchNorm1d", "BatchNorm2d", "LeNet5",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "AdaptiveAvgPool2D", "Flatten",
+    "BatchNorm1d", "BatchNorm2d", "BasicBlock", "Bottleneck", "LeNet5",
     "numerical_gradient", "rel_error", "check_layer", "check_model", "check_loss",
     "data", "functional", "gradcheck", "init", "neurons", "autodiff", "conv", "engine",
     "exercises", "explorers", "lenet", "losses", "models", "norm", "optim", "pool", "results",
-    "schedules", "train",
+    "residual", "schedules", "train",
 ]
 
 

@@ -72,6 +72,15 @@ class GradcheckResult(dict):
         return f"GradcheckResult({items}; tol={self.tol:g}, ok={self.ok})"
 
 
+def _named_params(layer, prefix=""):
+    """(key, layer, name) for every parameter of ``layer`` and of the layers inside it:
+    its own under their names, a child's under "<child index>.<name>"."""
+    out = [(prefix + k, layer, k) for k in layer.params]
+    for j, c in enumerate(layer.children()):
+        out += _named_params(c, f"{prefix}{j}.")
+    return out
+
+
 def _param_error(layer, name, f, h):
     """Numerical gradient of f() w.r.t. layer.params[name], restoring the value exactly."""
     p = layer.params[name]
@@ -110,10 +119,10 @@ def check_layer(layer, x, h=1e-6, tol=1e-7, seed=0, params=True):
     if dx is not None:
         errors["x"] = rel_error(dx, numerical_gradient(f_x, x, h))
     if params:
-        analytic = {k: to_numpy(v).copy() for k, v in layer.grads.items()}
-        for name in list(layer.params):
-            num = _param_error(layer, name, lambda: f_x(x), h)
-            errors[name] = rel_error(analytic[name], num)
+        named = _named_params(layer)
+        analytic = {key: to_numpy(l.grads[k]).copy() for key, l, k in named}
+        for key, l, k in named:
+            errors[key] = rel_error(analytic[key], _param_error(l, k, lambda: f_x(x), h))
         layer.zero_grad()
     return GradcheckResult(errors, tol)
 
@@ -121,7 +130,8 @@ def check_layer(layer, x, h=1e-6, tol=1e-7, seed=0, params=True):
 def check_model(model, loss, x, y, h=1e-6, tol=1e-7):
     """Gradient check of ``loss(model(x), y)`` w.r.t. the input and every parameter.
 
-    Keys are ``"x"`` and ``"<layer index>.<param>"``.
+    Keys are ``"x"`` and ``"<layer index>.<param>"`` (inside blocks and nested models
+    ``"<layer index>.<child index>.<param>"``).
     """
     def f_x(xx):
         return loss.forward(model.forward(xx), y)
@@ -130,11 +140,10 @@ def check_model(model, loss, x, y, h=1e-6, tol=1e-7):
     loss.forward(model.forward(x), y)
     dx = model.backward(loss.backward())
     errors = {"x": rel_error(dx, numerical_gradient(f_x, x, h))}
-    for i, layer in enumerate(getattr(model, "layers", [model])):
-        analytic = {k: to_numpy(v).copy() for k, v in layer.grads.items()}
-        for name in list(layer.params):
-            num = _param_error(layer, name, lambda: f_x(x), h)
-            errors[f"{i}.{name}"] = rel_error(analytic[name], num)
+    named = _named_params(model)
+    analytic = {key: to_numpy(l.grads[k]).copy() for key, l, k in named}
+    for key, l, k in named:
+        errors[key] = rel_error(analytic[key], _param_error(l, k, lambda: f_x(x), h))
     model.zero_grad()
     return GradcheckResult(errors, tol)
 

@@ -197,8 +197,14 @@ class Layer:
         """Raise a clear error if this layer cannot take ``x`` (default: accept)."""
 
     # parameters -----------------------------------------------------------------------
+    def children(self):
+        """The layers this one is built from (a container's or a block's; none here).
+        Their parameters, gradients and modes count as this layer's."""
+        return []
+
     def parameters(self):
-        return [Param(self, k) for k in self.params]
+        return ([Param(self, k) for k in self.params]
+                + [p for c in self.children() for p in c.parameters()])
 
     def zero_grad(self):
         """Set every gradient to zero (in place where the array already fits)."""
@@ -209,9 +215,13 @@ class Layer:
                 g.fill(0)
             else:
                 self.grads[k] = get_xp().zeros_like(p)
+        for c in self.children():
+            c.zero_grad()
 
     def train(self, mode=True):
         self.training = bool(mode)
+        for c in self.children():
+            c.train(mode)
         return self
 
     def eval(self):

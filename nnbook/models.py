@@ -10,24 +10,33 @@ import zipfile
 
 import numpy as np
 
-from ._checks import check_array
+from ._checks import check_array, check_int
 from .backend import _state as _backend_state
 from .backend import asarray, get_xp, to_numpy
 from .conv import Conv2D
 from .layers import LAYERS, Dense, Flatten, Layer, ReLU, Sigmoid, Tanh, layer_type_name
+from .layers import Dropout
 from .norm import BatchNorm1d, BatchNorm2d
-from .pool import MaxPool2D
+from .pool import GlobalAvgPool2D, MaxPool2D
+from .residual import BasicBlock, Bottleneck
 
-__all__ = ["Sequential", "mlp", "LeNet5", "load_model", "flat_layers"]
+__all__ = ["Sequential", "mlp", "LeNet5", "ResNet", "ResNet15", "ResNet57", "load_model",
+           "flat_layers", "all_layers"]
 
 _FORMAT = 2      # saved-model format: nested containers, "type" names from layer_type_name
 
 
 def flat_layers(model):
-    """Every leaf layer of ``model`` in order (inside nested :class:`Sequential`\\ s)."""
+    """The layers of ``model`` in the order they run, nested :class:`Sequential`\\ s
+    opened up (a block such as a residual block stays one layer)."""
     if isinstance(model, Sequential):
         return [leaf for l in model.layers for leaf in flat_layers(l)]
     return [model]
+
+
+def all_layers(model):
+    """``model`` and every layer inside it, containers and blocks opened up."""
+    return [model, *(l for c in model.children() for l in all_layers(c))]
 
 
 class Sequential(Layer):
@@ -58,11 +67,12 @@ class Sequential(Layer):
     def check_unique(self):
         """Raise ValueError if a layer object appears twice (see the class docstring)."""
         seen = {}
-        for i, l in enumerate(flat_layers(self)):
+        for i, l in enumerate(all_layers(self)[1:]):
             if id(l) in seen:
                 raise ValueError(
-                    f"layers: the same {type(l).__name__} object is used twice (leaf layers "
-                    f"{seen[id(l)]} and {i}); a layer keeps the input of its last forward for "
+                    f"layers: the same {type(l).__name__} object is used twice (layers "
+                    f"{seen[id(l)]} and {i} in depth-first order); a layer keeps the input of "
+                    f"its last forward for "
                     f"backward, so each use needs its own object (e.g. two {type(l).__name__}()"
                     f"; to share weights, give both the same params arrays)")
             seen[id(l)] = i
@@ -105,23 +115,13 @@ class Sequential(Layer):
     def backward_params(self, dout):
         self.backward(dout, need_input_grad=False)
 
-    def parameters(self):
-        return [p for l in self.layers for p in l.parameters()]
-
-    def zero_grad(self):
-        for l in self.layers:
-            l.zero_grad()
-
-    def train(self, mode=True):
-        self.training = bool(mode)
-        for l in self.layers:
-            l.train(mode)
-        return self
+    def children(self):
+        return list(self.layers)
 
     @contextlib.contextmanager
     def evaluating(self):
         """Run the body in evaluation mode, then restore every layer's own mode."""
-        modes = [(l, l.training) for l in [self, *flat_layers(self)]]
+        modes = [(l, l.training) for l in all_layers(self)]
         self.eval()
         try:
             yield self
@@ -152,19 +152,21 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)"
 
     # persistence ----------------------------------------------------------------------
-    def _state_slots(self, prefix=""):
-        # "i.name" (nested: "i.j.name") -> (dict holding it, name): parameters and
-        # buffers (BatchNorm's running statistics), which a saved model needs to
-        # predict the same way
+    def _state_slots(self):
+        # "i.name" (inside containers and blocks: "i.j.name") -> (dict holding it,
+        # name): parameters and buffers (BatchNorm's running statistics), which a
+        # saved model needs to predict the same way
         slots = {}
+
+        def visit(layer, prefix):
+            for k in layer.params:
+                slots[f"{prefix}{k}"] = (layer.params, k)
+            for k in getattr(layer, "buffers", {}) or {}:
+                slots[f"{prefix}{k}"] = (layer.buffers, k)
+            for j, c in enumerate(layer.children()):
+                visit(c, f"{prefix}{j}.")
         for i, l in enumerate(self.layers):
-            if isinstance(l, Sequential):
-                slots.update(l._state_slots(f"{prefix}{i}."))
-                continue
-            for k in l.params:
-                slots[f"{prefix}{i}.{k}"] = (l.params, k)
-            for k in getattr(l, "buffers", {}) or {}:
-                slots[f"{prefix}{i}.{k}"] = (l.buffers, k)
+            visit(l, f"{i}.")
         return slots
 
     def state_dict(self):
@@ -184,8 +186,7 @@ class Sequential(Layer):
                 raise ValueError(f"state[{key!r}]: expected shape {tuple(d[k].shape)}, "
                                  f"got {v.shape}")
             d[k] = asarray(v.astype(d[k].dtype))
-        for l in flat_layers(self):
-            l.zero_grad()
+        self.zero_grad()
         return self
 
     def save(self, path):
@@ -361,3 +362,60 @@ def LeNet5(batch_norm=False, pad_input=True, num_classes=10, dtype=None, method=
         layers.append(BatchNorm1d(84, dtype=dtype))
     layers += [ReLU(), Dense(84, num_classes, dtype=dtype)]
     return Sequential(*layers)
+
+
+def ResNet(blocks, channels=(64, 128, 256, 512), block="bottleneck", in_channels=1,
+           num_classes=10, input_size=32, stem_channels=64, dropout=0.5, dtype=None):
+    """A residual network after the second thesis's Tables 3 and 4.
+
+    Stem: a 7x7 convolution (stride 1, no padding: 32x32 -> 26x26), batch norm,
+    ReLU and a 2x2 max-pool (-> 13x13).  Then one stage per entry of ``blocks``:
+    ``blocks[s]`` residual blocks with ``channels[s]`` output channels, the first
+    block of every stage after the first with stride 2 (13 -> 7 -> 4 -> 2).  Head:
+    global average pooling, BatchNorm1d, Dropout(``dropout``) and one Dense layer.
+    ``block``: "bottleneck" (1x1-3x3-1x1, width channels/4) or "basic" (3x3-3x3).
+
+    Where the thesis's tables are silent or inconsistent we follow He et al. (2016)
+    and torchvision: the bottleneck's inner width is a quarter of its output (the
+    reading that reproduces the thesis's 1.3 M parameters for ResNet-57), the
+    shortcut is a 1x1 projection with batch norm where the shape changes, the stride
+    sits on the 3x3 convolution, and convolutions followed by batch norm have no bias.
+    Table 3 gives the stem's pool "padding 1" but an output of 13x13, which needs
+    padding 0 (with padding 1, 26x26 pools to 14x14); we keep the table's sizes.
+    ``input_size`` is the (square) input's side; any size from 14 up works.
+    """
+    blocks = [check_int("blocks", b, minimum=1) for b in blocks]
+    if len(channels) != len(blocks):
+        raise ValueError(f"channels: expected {len(blocks)} stage widths to match blocks "
+                         f"{blocks}, got {tuple(channels)}")
+    kinds = {"bottleneck": Bottleneck, "basic": BasicBlock}
+    if block not in kinds:
+        raise ValueError(f"block: expected one of {tuple(kinds)}, got {block!r}")
+    input_size = check_int("input_size", input_size, minimum=14)
+    Block = kinds[block]
+    layers = [Conv2D(in_channels, stem_channels, 7, bias=False, dtype=dtype),
+              BatchNorm2d(stem_channels, dtype=dtype), ReLU(), MaxPool2D(2)]
+    c_in = stem_channels
+    for s, (n, c) in enumerate(zip(blocks, channels)):
+        for i in range(n):
+            layers.append(Block(c_in, c, stride=2 if (i == 0 and s > 0) else 1, dtype=dtype))
+            c_in = c
+    layers += [GlobalAvgPool2D(), BatchNorm1d(c_in, dtype=dtype), Dropout(dropout),
+               Dense(c_in, num_classes, dtype=dtype)]
+    return Sequential(*layers)
+
+
+def ResNet15(num_classes=10, in_channels=1, input_size=32, dropout=0.5, dtype=None):
+    """The thesis's ResNet-15 (Table 3): one bottleneck block per stage.
+
+    >>> ResNet15().num_parameters()
+    513034
+    """
+    return ResNet((1, 1, 1, 1), in_channels=in_channels, num_classes=num_classes,
+                  input_size=input_size, dropout=dropout, dtype=dtype)
+
+
+def ResNet57(num_classes=10, in_channels=1, input_size=32, dropout=0.5, dtype=None):
+    """The thesis's ResNet-57 (Table 4): 3, 4, 4 and 3 bottleneck blocks per stage."""
+    return ResNet((3, 4, 4, 3), in_channels=in_channels, num_classes=num_classes,
+                  input_size=input_size, dropout=dropout, dtype=dtype)
