@@ -256,22 +256,3 @@ def test_fit_on_a_deep_copy_leaves_the_original_model_alone():
     assert all(np.array_equal(p.value, q) for p, q in zip(a.parameters(), before))
     assert not all(np.array_equal(p.value, q) for p, q in zip(b.parameters(), before))
 
-
-def test_handwritten_benchmark_loop_trains_like_fit():
-    """The benchmark's framework-free contender does the same arithmetic as nb.fit."""
-    from nnbook.bench.mlp import handwritten_epoch
-    rng = np.random.default_rng(4)
-    X = rng.random((256, 20)).astype(np.float32)
-    y = rng.integers(0, 10, 256)
-    nb.seed(3)
-    m = nb.mlp([20, 16, 12, 10])
-    params = [a.copy() for l in (m[0], m[2], m[4]) for a in (l.params["W"], l.params["b"])]
-    nb.seed(7)
-    nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.3), X, y, epochs=1,
-           batch_size=32, progress=False)
-    # same batch order: nb.seed(7) then one permutation, as fit draws it
-    nb.seed(7)
-    handwritten_epoch(X, y, params, 0.3, 32, nb.get_rng())
-    got = [a for l in (m[0], m[2], m[4]) for a in (l.params["W"], l.params["b"])]
-    for p, q in zip(params, got):
-        assert_close(p, q, 1e-5)
