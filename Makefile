@@ -12,7 +12,7 @@ $(BIN)/activate:
 	$(PY) -m pip install -q --upgrade pip
 
 setup: $(BIN)/activate
-	$(PY) -m pip install -q -e ".[test,book]"
+	$(PY) -m pip install -q -e ".[test,book,teach]"
 	@# PyTorch is a reference for tests and benchmarks only, never a dependency of nnbook.
 	@# Tests that need it are skipped when it cannot be installed.
 	-$(PY) -m pip install -q "torch==2.13.0" || echo "torch not installed: reference tests will be skipped"

@@ -20,6 +20,9 @@
 #                version at full size, the cuDNN comparison's checks
 #   bench_gpu    `python -m nnbook bench gpu`   -> OUT_DIR/gpu_dense.json
 #   bench_cudnn  `python -m nnbook bench cudnn` -> OUT_DIR/cudnn.json
+#   nccl         data parallelism through NCCL (tests/test_distributed.py -k nccl):
+#                one GPU, and two if there are two; needs mpi4py + an mpiexec
+#                (pip install "nnbook[mpi]"), else the tests say they were skipped
 # A failing step does not stop the later ones; the exit status is 1 if any failed.
 #
 # Afterwards, on the development machine: copy the two JSON files to
@@ -57,4 +60,5 @@ step pytest 200 "$py" -m pytest -q -p no:cacheprovider -n 8 \
     tests/test_cudnn_results.py
 step bench_gpu 150 "$py" -m nnbook bench gpu --out "$out/gpu_dense.json"
 step bench_cudnn 150 "$py" -m nnbook bench cudnn --out "$out/cudnn.json"
+step nccl 120 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_distributed.py -k nccl
 exit $status

@@ -1,4 +1,4 @@
-"""``python -m nnbook``: doctor, data, train, bench.  Errors are one clear line."""
+"""``python -m nnbook``: doctor, data, train, bench, assignments.  Errors are one clear line."""
 from __future__ import annotations
 
 import argparse
@@ -18,10 +18,22 @@ def _cmd_data(args):
     return 0
 
 
-def _cmd_train(args):
+def _cmd_train_distributed(args):
+    """``--distributed``: one rank of an ``mpiexec`` job; an error on any rank ends the
+    job with that error (the others would otherwise wait for this rank forever)."""
+    from .distributed import abort_on_error, init  # noqa: PLC0415
+    comm = init("nccl" if args.device == "gpu" else "mpi")
+    with abort_on_error(comm):
+        return _cmd_train(args, comm)
+
+
+def _cmd_train(args, comm=None):
+    if args.distributed and comm is None:
+        return _cmd_train_distributed(args)
     import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415
+    say = print if comm is None or comm.rank == 0 else (lambda *a, **k: None)
     nb.use({"cpu": "numpy", "gpu": "cupy", "auto": "auto"}[args.device])
     nb.seed(args.seed)
     (Xtr, ytr), (Xte, yte) = nb.data.load_mnist()
@@ -38,15 +50,20 @@ def _cmd_train(args):
         Xtr, ytr = Xtr[:args.limit], ytr[:args.limit]
     loss = nb.SoftmaxCrossEntropy()
     opt = nb.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    if comm is not None:
+        b = args.batch_size // comm.size
+        say(f"data parallel: {comm.size} process{'es' if comm.size > 1 else ''} ({comm.name}), "
+            f"global batch {args.batch_size} "
+            f"({b}{'+' if args.batch_size % comm.size else ''} per process)")
     hist = nb.fit(model, loss, opt, Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size,
-                  progress=not args.quiet)
+                  progress=not args.quiet, comm=comm)
     test_loss, test_acc = nb.evaluate(model, loss, Xte, yte)
     # the training figures are averages over the last epoch's batches, each taken
     # before that batch's update; the test figures use the final weights
-    print(f"last epoch (mean over its batches): loss {hist['loss'][-1]:.4f}  "
-          f"acc {hist['acc'][-1]:.4f}")
-    print(f"test (final weights): loss {test_loss:.4f}  acc {test_acc:.4f}")
-    if args.save:
+    say(f"last epoch (mean over its batches): loss {hist['loss'][-1]:.4f}  "
+        f"acc {hist['acc'][-1]:.4f}")
+    say(f"test (final weights): loss {test_loss:.4f}  acc {test_acc:.4f}")
+    if args.save and (comm is None or comm.rank == 0):
         model.save(args.save)
         print(f"saved to {args.save}")
     del np
@@ -56,6 +73,32 @@ def _cmd_train(args):
 def _cmd_bench(args):
     from .bench import run_suite  # noqa: PLC0415
     return run_suite(args.suite, args.rest)
+
+
+def _cmd_assignments(args):
+    from . import assignments as A  # noqa: PLC0415
+    if args.assign_cmd == "list":
+        import json  # noqa: PLC0415
+        book = A.find_book(args.book) if args.book else A.find_book()
+        for chapter in A.chapters(book):
+            with open(book / f"{chapter}.ipynb", encoding="utf-8") as f:
+                found = A.exercises_of(json.load(f))
+            auto = sum(1 for ex in found if ex["names"])
+            if found:
+                print(f"{chapter}: {auto} checked automatically, {len(found) - auto} on paper")
+        return 0
+    book = args.book
+    if args.assign_cmd == "export":
+        for chapter in args.chapters:
+            path = A.export(chapter.removesuffix(".ipynb").removeprefix("book/"), args.out,
+                            book=book, seed=args.seed, points=args.points)
+            print(f"wrote {path}")
+        print(f"next: cd {args.out} && nbgrader generate_assignment NAME && "
+              f"nbgrader autograde NAME (pip install 'nnbook[teach]' for nbgrader)")
+        return 0
+    paths = A.student_edition(args.out, book=book)
+    print(f"wrote {len(paths)} notebooks under {args.out}")
+    return 0
 
 
 def build_parser():
@@ -90,6 +133,10 @@ def build_parser():
                    help="train on the first N images only (0: all)")
     t.add_argument("--save", default=None, help="save the trained model to this .npz file")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of an MPI job (mpiexec -n 4 python -m "
+                        "nnbook train mlp --distributed; NCCL with --device gpu); --batch-size "
+                        "is the global batch, shared among the processes")
     t.set_defaults(func=_cmd_train)
     from .bench import suites  # noqa: PLC0415  (a directory listing: imports no suite)
     names = suites()
@@ -102,6 +149,31 @@ def build_parser():
                    help=f"one of: {', '.join(names)}")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the suite")
     b.set_defaults(func=_cmd_bench)
+    a = sub.add_parser("assignments", help="exercises for a course: nbgrader assignments, a "
+                                           "student edition (run from a checkout)",
+                       description="Turn the book's exercises into coursework. Run from a "
+                                   "checkout of the book (the reference answers in "
+                                   "book/_exercises are not part of the installed package).")
+    asub = a.add_subparsers(dest="assign_cmd", required=True)
+    al = asub.add_parser("list", help="the chapters with exercises")
+    al.add_argument("--book", default=None, help="the book's folder (default: ./book)")
+    ae = asub.add_parser("export", help="write an nbgrader source assignment of a chapter's "
+                                        "exercises",
+                         description="Write OUT/source/NAME/NAME.ipynb (solution regions, "
+                                     "autograded test cells with hidden tests) and "
+                                     "OUT/nbgrader_config.py; then nbgrader generate_assignment "
+                                     "NAME and nbgrader autograde NAME in OUT.")
+    ae.add_argument("chapters", nargs="+", metavar="CHAPTER",
+                    help="e.g. part1/backprop_one_hidden (see: assignments list)")
+    ae.add_argument("--out", required=True, help="the nbgrader course folder")
+    ae.add_argument("--seed", type=int, default=1,
+                    help="seed of the hidden test cases (default: 1; the visible ones use 0)")
+    ae.add_argument("--points", type=float, default=1, help="points per exercise (default: 1)")
+    ae.add_argument("--book", default=None, help="the book's folder (default: ./book)")
+    asd = asub.add_parser("student-edition", help="every chapter with the solutions removed")
+    asd.add_argument("--out", required=True, help="folder for the notebooks")
+    asd.add_argument("--book", default=None, help="the book's folder (default: ./book)")
+    a.set_defaults(func=_cmd_assignments)
     return p
 
 

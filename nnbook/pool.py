@@ -78,7 +78,7 @@ def _bins(n, out):
 
 class AdaptiveAvgPool2D(Layer):
     """Average pooling to a fixed output size ``(oh, ow)`` whatever the input's size,
-    with PyTorch's windows (:func:`_bins`); (N, C, H, W) -> (N, C, oh, ow)."""
+    with PyTorch's windows (see ``_bins``); (N, C, H, W) -> (N, C, oh, ow)."""
 
     def __init__(self, output_size=1):
         super().__init__()

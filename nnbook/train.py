@@ -18,7 +18,7 @@ from ._checks import all_finite, check_array, check_choice, check_int, describe
 from .backend import asarray, get_rng, get_xp
 from .engine import compile_step
 from .losses import Loss
-from .models import flat_layers
+from .models import all_layers
 from .norm import _BatchNorm
 from .optim import Optimizer
 
@@ -75,7 +75,7 @@ def _n_used(n, batch_size, drop_last):
 def _modes_kept(model, training):
     """Set ``model`` to training/eval mode for the body, then give every layer back
     the mode it had."""
-    layers = [model, *flat_layers(model)]
+    layers = all_layers(model)
     modes = [(l, l.training) for l in layers]
     model.train(training)
     try:
@@ -154,7 +154,7 @@ def _evaluate(model, loss, X, y, batch_size):
 
 def _check_batchnorm_batches(model, n, batch_size, drop_last):
     last = _n_used(n, batch_size, drop_last) % batch_size
-    if last == 1 and any(isinstance(l, _BatchNorm) for l in flat_layers(model)):
+    if last == 1 and any(isinstance(l, _BatchNorm) for l in all_layers(model)):
         raise ValueError(f"batch_size: with {n} samples and batch_size={batch_size} the last "
                          f"batch of every epoch holds one sample, which batch normalisation "
                          f"cannot normalise in training mode; pass drop_last=True or another "
@@ -162,7 +162,8 @@ def _check_batchnorm_batches(model, n, batch_size, drop_last):
 
 
 def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True,
-        progress=True, callbacks=(), drop_last=False, nonfinite="raise", engine=True):
+        progress=True, callbacks=(), drop_last=False, nonfinite="raise", engine=True,
+        comm=None):
     """Train ``model`` with mini-batches and return a :class:`History`.
 
     Data are moved to the active backend once and cast to the model's dtype
@@ -178,6 +179,11 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     goes on.  ``engine=False`` runs the reference layers only (slower; the engine
     is tested equal to it).  The model is in training mode during ``fit``; every
     layer gets back the mode it had when ``fit`` returns.
+    ``comm``: a communicator of :mod:`nnbook.distributed` (``dist.init()`` under
+    ``mpiexec``) for data-parallel training: every process calls ``fit`` with the
+    same arguments and trains on its share of each batch of ``batch_size``; the
+    weights and history are those of one process on the whole batch, up to
+    rounding.  Only rank 0 shows the progress bar.
     """
     if not isinstance(drop_last, bool):
         raise TypeError(f"drop_last: expected True or False, got {drop_last!r}")
@@ -205,13 +211,17 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     used = _n_used(n, batch_size, drop_last)
     n_batches = -(-used // batch_size)
     bar = None
-    if progress:
+    if progress and (comm is None or comm.rank == 0):
         from tqdm.auto import tqdm  # noqa: PLC0415
         bar = tqdm(total=epochs * n_batches, unit="batch", desc="fit", leave=True)
     has_acc = loss.predict is not None
     warned = False
     with _modes_kept(model, True):
-        step = compile_step(model, loss, opt, engine=engine)
+        if comm is None:
+            step = compile_step(model, loss, opt, engine=engine)
+        else:                         # this rank's share of each batch, gradients averaged
+            from .distributed import DataParallelStep  # noqa: PLC0415
+            step = DataParallelStep(model, loss, opt, comm, engine=engine)
         try:
             for epoch in range(epochs):
                 tot, correct = 0.0, 0

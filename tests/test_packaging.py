@@ -13,7 +13,7 @@ def _name(req):
 def test_environment_yml_matches_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in py["dependencies"]}
-    for extra in ("book", "test"):
+    for extra in ("book", "test", "teach"):
         wanted |= {_name(r) for r in py["optional-dependencies"][extra]}
     env = set()
     text = (ROOT / "environment.yml").read_text()

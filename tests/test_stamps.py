@@ -125,7 +125,7 @@ def test_a_writer_stamps_its_results_file(tmp_path, monkeypatch):
 WRITERS = ["nnbook/bench/mlp.py", "nnbook/bench/lenet5.py", "nnbook/bench/peak.py",
            "nnbook/bench/gpu.py", "nnbook/bench/cudnn.py", "benchmarks/record_mlp_mnist.py",
            "benchmarks/record_lenet5.py", "benchmarks/record_optimizers.py",
-           "benchmarks/record_metaheuristics.py"]
+           "benchmarks/record_metaheuristics.py", "benchmarks/time_notebooks.py"]
 
 
 @pytest.mark.parametrize("path", WRITERS)

@@ -22,12 +22,19 @@ CATALOGUE = {
     "bench_lenet5": ("LeNet-5 pass over 10k images, nnbook vs PyTorch CPU",
                      "python -m nnbook bench lenet5 --out nnbook/results/bench_lenet5.json"),
     "lenet5_mnist": ("LeNet-5 full MNIST run", "python benchmarks/record_lenet5.py"),
+    "resnet_mnist": ("ResNet-15 vs LeNet-5 on 10k MNIST digits, 5 epochs; ResNet-57 step time",
+                     "python benchmarks/record_resnet.py"),
+    "bench_resnet": ("ResNet-15 pass over 1,024 digits, nnbook vs PyTorch CPU",
+                     "python -m nnbook bench resnet --rounds 7 "
+                     "--out nnbook/results/bench_resnet.json"),
     "gpu_dense": ("own dense GPU kernels vs cuBLAS, MLP on GPU",
                   "python -m nnbook bench gpu"),
     "cudnn": ("own convolution kernels vs cuDNN", "python -m nnbook bench cudnn"),
     "optimizers_mnist": ("optimizers compared on MNIST", "python benchmarks/record_optimizers.py"),
     "metaheuristics": ("metaheuristics vs gradient descent",
                        "python benchmarks/record_metaheuristics.py"),
+    "distributed": ("data-parallel MLP training over MPI, 1/2/4 processes; allreduce bandwidth",
+                    "python -m nnbook bench distributed --out nnbook/results/distributed.json"),
 }
 
 
