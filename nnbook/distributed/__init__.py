@@ -14,13 +14,13 @@ Start p copies of a script with ``mpiexec -n p python script.py``; in the script
 Every rank holds a replica of the model and trains on its shard of each global
 batch of 128; the gradients are averaged over the ranks before every step, so the
 weights are those of one process training on batches of 128 (up to rounding: see
-:mod:`nnbook.distributed.step`).  From the command line:
+``nnbook.distributed.step``).  From the command line:
 ``mpiexec -n 4 python -m nnbook train mlp --distributed``.
 
-Modules: :mod:`~nnbook.distributed.comm` (communicators: MPI, NCCL, threads),
-:mod:`~nnbook.distributed.algorithms` (allreduce from point-to-point messages and
-its α–β cost), :mod:`~nnbook.distributed.step` (the training step),
-:mod:`~nnbook.distributed.launch` (running ``mpiexec`` from Python).
+Modules: ``distributed.comm`` (communicators: MPI, NCCL, threads),
+``distributed.algorithms`` (allreduce from point-to-point messages and
+its α–β cost), ``distributed.step`` (the training step),
+``distributed.launch`` (running ``mpiexec`` from Python).
 """
 from __future__ import annotations
 
