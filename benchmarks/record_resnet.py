@@ -1,0 +1,138 @@
+"""Train ResNet-15 and LeNet-5 on the same MNIST subset with the same budget, and record
+both runs (and ResNet-57's time per training step).
+
+    python benchmarks/record_resnet.py [--epochs 5] [--limit 10000] [--size 32]
+                                       [--out nnbook/results/resnet_mnist.json]
+
+Both models see the first ``--limit`` training images, padded by two pixels to the
+32x32 of the second thesis's tables (``--size 28`` leaves them as they are), for
+``--epochs`` epochs of SGD with momentum 0.9, batch 128, learning rate 0.05 for the
+first 70% of the epochs and 0.005 after (fixed in advance), float32, NumPy backend.
+ResNet-15 is :func:`nnbook.models.ResNet15` (thesis Table 3), LeNet-5 is
+:func:`nnbook.models.LeNet5` without batch norm (the model of the CNN chapter).  The
+10,000 test images are evaluated after every epoch for the curves only: nothing is
+chosen from them.  ResNet-57 (Table 4) is not trained: the script times
+``--steps57`` of its training steps on batches of 128.  Writes per-epoch training
+loss/accuracy, test loss/accuracy, seconds per epoch and the load average for each
+model, the machine, versions, date and the exact command to the JSON file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import nnbook as nb  # noqa: E402
+from nnbook.bench._util import limit_threads, machine, median, stamp, write_json  # noqa: E402
+from nnbook.models import LeNet5, ResNet15, ResNet57  # noqa: E402
+
+
+def images(X, size):
+    """uint8 (N, 28, 28) -> float32 (N, 1, size, size) in [0, 1], zero-padded."""
+    X = (X.astype(np.float32) / 255.0)[:, None]
+    p = (size - 28) // 2
+    return np.pad(X, ((0, 0), (0, 0), (p, p), (p, p))) if p else X
+
+
+def train(name, model, Xtr, ytr, Xte, yte, args):
+    loss = nb.SoftmaxCrossEntropy()
+    opt = nb.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    decay_at = int(round(0.7 * args.epochs))
+    rec = {"model": name, "parameters": model.num_parameters(),
+           "optimizer": f"SGD(lr={args.lr}, momentum=0.9), lr x0.1 from epoch {decay_at + 1}",
+           "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [], "lr": [],
+           "seconds_per_epoch": [], "seconds_test": [], "load_average_1min": []}
+    for epoch in range(args.epochs):
+        opt.lr = args.lr * (0.1 if epoch >= decay_at else 1.0)
+        t = time.perf_counter()
+        h = nb.fit(model, loss, opt, Xtr, ytr, epochs=1, batch_size=128, progress=False)
+        sec = time.perf_counter() - t
+        t = time.perf_counter()
+        tl, ta = nb.evaluate(model, loss, Xte, yte, batch_size=500)
+        sec_test = time.perf_counter() - t
+        for k, v in (("train_loss", h["loss"][0]), ("train_acc", h["acc"][0]),
+                     ("test_loss", tl), ("test_acc", ta), ("lr", opt.lr),
+                     ("seconds_per_epoch", sec), ("seconds_test", sec_test),
+                     ("load_average_1min", os.getloadavg()[0])):
+            rec[k].append(float(v))
+        print(f"{name} epoch {epoch + 1}/{args.epochs}: loss {h['loss'][0]:.4f} "
+              f"acc {h['acc'][0]:.4f} test {ta:.4f} ({sec:.1f} s, test {sec_test:.1f} s)",
+              flush=True)
+    rec["final_test_acc"] = rec["test_acc"][-1]
+    return rec
+
+
+def time_steps(model, X, y, steps):
+    """Seconds of each of ``steps`` training steps (batch 128) after one warm-up step."""
+    loss = nb.SoftmaxCrossEntropy()
+    opt = nb.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    n = 128 * (steps + 1)
+    nb.fit(model, loss, opt, X[:128], y[:128], epochs=1, batch_size=128, progress=False)
+    out = []
+    for i in range(128, n, 128):
+        t = time.perf_counter()
+        nb.fit(model, loss, opt, X[i:i + 128], y[i:i + 128], epochs=1, batch_size=128,
+               progress=False)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--limit", type=int, default=10000, help="training images")
+    p.add_argument("--size", type=int, default=32, choices=(28, 32), help="input side")
+    p.add_argument("--steps57", type=int, default=5, help="ResNet-57 steps to time")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "nnbook", "results",
+                                                 "resnet_mnist.json"))
+    args = p.parse_args(argv)
+    limit_threads(args.threads)
+    nb.use("numpy")
+    (Xtr, ytr), (Xte, yte) = nb.data.load_mnist()
+    Xtr, ytr = images(Xtr[:args.limit], args.size), ytr[:args.limit]
+    Xte = images(Xte, args.size)
+    rec = {"train_images": len(Xtr), "test_images": len(Xte), "input": [1, args.size, args.size],
+           "batch_size": 128, "epochs": args.epochs, "dtype": "float32", "seed": args.seed,
+           "threads": args.threads, "runs": {}}
+    t0 = time.perf_counter()
+    nb.seed(args.seed)
+    rec["runs"]["resnet15"] = train("ResNet-15", ResNet15(input_size=args.size,
+                                                          dtype="float32"),
+                                    Xtr, ytr, Xte, yte, args)
+    nb.seed(args.seed)
+    # LeNet-5 reads 28x28 digits with a padded first convolution, or 32x32 without
+    rec["runs"]["lenet5"] = train("LeNet-5", LeNet5(pad_input=args.size == 28,
+                                                    dtype="float32"),
+                                  Xtr, ytr, Xte, yte, args)
+    if args.steps57:
+        nb.seed(args.seed)
+        m57 = ResNet57(input_size=args.size, dtype="float32")
+        secs = time_steps(m57, Xtr, ytr, args.steps57)
+        rec["resnet57"] = {"model": "ResNet-57", "parameters": m57.num_parameters(),
+                           "seconds_per_step": secs, "median_seconds_per_step": median(secs),
+                           "epoch_estimate_s": median(secs) * -(-len(Xtr) // 128)}
+        print(f"ResNet-57: {median(secs):.2f} s per training step of 128 images "
+              f"(an epoch of {len(Xtr)} images: about {rec['resnet57']['epoch_estimate_s']:.0f} s)")
+    rec["total_seconds"] = time.perf_counter() - t0
+    rec.update(machine())
+    rec.update(stamp("python " + " ".join([os.path.relpath(__file__, os.path.dirname(HERE)),
+                                           *(argv if argv is not None else sys.argv[1:])])))
+    write_json(args.out, rec)
+    r, l = rec["runs"]["resnet15"], rec["runs"]["lenet5"]
+    print(f"test accuracy: ResNet-15 {r['final_test_acc']:.4f} "
+          f"({median(r['seconds_per_epoch']):.1f} s/epoch), LeNet-5 {l['final_test_acc']:.4f} "
+          f"({median(l['seconds_per_epoch']):.1f} s/epoch); wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
