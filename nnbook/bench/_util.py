@@ -204,6 +204,16 @@ def import_torch(threads):
     return torch
 
 
+def mnist_digits(n):
+    """The first ``n`` MNIST training digits as float32 (n, 1, 28, 28) in [0, 1), with
+    their labels: the input of the convolutional CPU suites."""
+    import numpy as np  # noqa: PLC0415
+
+    import nnbook as nb  # noqa: PLC0415
+    (X, y), _ = nb.data.load_mnist()
+    return (X[:n].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28), y[:n]
+
+
 def torch_sgd_epoch(tm, topt, tloss, Xt, yt, batch_size, seed=0):
     """One PyTorch training epoch in a seeded batch order: the peer side of a CPU suite."""
     import numpy as np  # noqa: PLC0415

@@ -12,8 +12,8 @@ nnbook / PyTorch (below 1 means nnbook is faster).
 """
 from __future__ import annotations
 
-from ._util import (cpu_bench_args, import_torch, machine, median, paired_rounds, stamp,
-                    torch_sgd_epoch, write_json)
+from ._util import (cpu_bench_args, import_torch, machine, median, mnist_digits,
+                    paired_rounds, stamp, torch_sgd_epoch, write_json)
 
 
 def torch_lenet5(model):
@@ -39,7 +39,6 @@ def torch_lenet5(model):
 def main(argv=()):
     args = cpu_bench_args("python -m nnbook bench lenet5", __doc__, "--images", 10000,
                           "training images per pass", argv)
-    import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415
     from nnbook.lenet import LeNet5  # noqa: PLC0415
@@ -47,9 +46,7 @@ def main(argv=()):
     if torch is None:
         return 2
     nb.use("numpy")
-    (X, y), _ = nb.data.load_mnist()
-    X = (X[:args.images].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    y = y[:args.images]
+    X, y = mnist_digits(args.images)
     n, bs, lr = len(X), 128, 0.05
 
     nb.seed(0)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 
-from ._util import (cpu_bench_args, import_torch, machine, median, paired_rounds, stamp,
-                    torch_sgd_epoch, write_json)
+from ._util import (cpu_bench_args, import_torch, machine, median, mnist_digits,
+                    paired_rounds, stamp, torch_sgd_epoch, write_json)
 
 
 def _copy_conv_bn(conv, bn, tconv, tbn, torch):
@@ -159,7 +159,6 @@ def max_difference(model, tm, x, y, torch):
 def main(argv=()):
     args = cpu_bench_args("python -m nnbook bench resnet", __doc__, "--images", 1024,
                           "training images per pass", argv)
-    import numpy as np  # noqa: PLC0415
 
     import nnbook as nb  # noqa: PLC0415
     from nnbook.models import ResNet15  # noqa: PLC0415
@@ -167,9 +166,7 @@ def main(argv=()):
     if torch is None:
         return 2
     nb.use("numpy")
-    (X, y), _ = nb.data.load_mnist()
-    X = (X[:args.images].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    y = y[:args.images]
+    X, y = mnist_digits(args.images)
     n, bs, lr = len(X), 128, 0.05
 
     nb.seed(0)
