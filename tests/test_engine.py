@@ -115,11 +115,13 @@ def test_engine_recognises_the_patterns_it_accelerates():
     step = compile_step(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.1))
     assert isinstance(step, EngineStep)
     kinds = [type(op).__name__ for op in step.ops]
-    assert kinds == ["ConvPoolOp", "ReLUOp", "FlattenOp", "DenseOp", "ReLUOp", "RefOp",
+    # the ReLU after the pool joins the convolution and the pool
+    assert kinds == ["ConvPoolOp", "FlattenOp", "DenseOp", "ReLUOp", "RefOp",
                      "RefOp", "DenseOp"]
+    assert step.ops[0].relu is m[2]
     # the ReLU after the user's layer runs as written (its input is the user's array)
-    assert step.ops[6].layer is m[7]
-    assert step.ops[4].grad_in_place is False        # its incoming gradient is the user's
+    assert step.ops[5].layer is m[7]
+    assert step.ops[3].grad_in_place is False        # its incoming gradient is the user's
     assert not compile_step(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters()),
                             engine=False).__class__ is EngineStep
 

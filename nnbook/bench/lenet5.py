@@ -9,11 +9,126 @@ nnbook, and the same model (same initial weights, same batch order, same
 thread count) with PyTorch, alternating A B A B with a pause before each
 timed call.  Reports each time and the median of the per-round ratios
 nnbook / PyTorch (below 1 means nnbook is faster).
+
+It also reports what the first pass costs: in a fresh process whose numba cache
+is empty, the seconds spent compiling the engine's CPU kernels (``compile_s``)
+and the whole first pass including them (``first_pass_s``); in this process,
+where the kernels come from numba's disk cache, the first pass
+(``first_pass_cached_s``) and the cache load (``cache_load_s``).
+``--no-cold`` skips the fresh process.
 """
 from __future__ import annotations
 
-from ._util import (cpu_bench_args, import_torch, machine, median, mnist_digits,
-                    paired_rounds, stamp, torch_sgd_epoch, write_json)
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from ._util import (
+    cpu_bench_args,
+    import_torch,
+    machine,
+    median,
+    mnist_digits,
+    paired_rounds,
+    stamp,
+    torch_sgd_epoch,
+    write_json,
+)
+
+_COLD = """
+import json, sys, time
+from nnbook.bench._util import limit_threads, mnist_digits
+limit_threads(int(sys.argv[2]))
+import nnbook as nb
+from nnbook.engine import cpu_kernels
+nb.use("numpy")
+X, y = mnist_digits(int(sys.argv[1]))
+nb.seed(0)
+model = nb.LeNet5(dtype="float32")
+opt = nb.SGD(model.parameters(), lr=0.05)
+t = time.perf_counter()
+nb.fit(model, nb.SoftmaxCrossEntropy(), opt, X, y, epochs=1, batch_size=128, progress=False)
+print(json.dumps({"first_pass_s": time.perf_counter() - t,
+                  "compile_s": cpu_kernels.compile_seconds(),
+                  "kernels": cpu_kernels.available()}))
+"""
+
+
+LAYERS = {"conv1": ((128, 1, 28, 28), (6, 1, 5, 5), (2, 2), True),
+          "conv2": ((128, 6, 14, 14), (16, 6, 5, 5), (0, 0), False)}
+
+
+def layer_times(reps=15):
+    """Seconds per batch of LeNet-5's two convolution + pool + ReLU stages, forward
+    and backward, as the engine runs them: the compiled kernel (``"kernel"``) and the
+    NumPy row-lowered op (``"numpy"``), timed alternately, the fastest of ``reps``
+    calls each (what a call costs when no other process takes the CPU); with the
+    arithmetic each executes and the useful arithmetic (GFLOP per batch)."""
+    import numpy as np  # noqa: PLC0415
+
+    import nnbook as nb  # noqa: PLC0415
+    from nnbook.engine import cpu_kernels, ops  # noqa: PLC0415
+    rng = np.random.default_rng(0)
+    res = {}
+    kinds = ("kernel", "numpy") if cpu_kernels.HAVE_NUMBA else ("numpy",)
+    for name, (xs, ws, pad, first) in LAYERS.items():
+        conv = nb.Conv2D(ws[1], ws[0], ws[2:], padding=pad, dtype="float32")
+        x = rng.random(xs, dtype=np.float32)
+        N, C, H, Wd = xs
+        F, _, kh, kw = ws
+        Hp, Wp = H + 2 * pad[0], Wd + 2 * pad[1]
+        Ho, Wo = Hp - kh + 1, Wp - kw + 1
+        passes = 2 if first else 3                  # forward, dW (, dx)
+        useful = 2 * N * F * C * kh * kw * Ho * Wo
+        Ws = cpu_kernels.row_stride(Wp, Ho)
+        # row lowering: (N*Ho, kh*C*Wp + 1) @ (kh*C*Wp + 1, F*Wo) per product
+        banded = 2 * N * Ho * (kh * C * Wp + 1) * F * Wo
+        # compiled: the output and the weight gradient on the Ho x Ws grid, the input
+        # gradient on the Hp x Ws grid
+        grid = useful * Ws // Wo
+        direct = 2 * grid + (0 if first else 2 * N * C * F * kh * kw * Hp * Ws)
+        entry = {"gflop_useful": passes * useful / 1e9, "gflop_numpy": passes * banded / 1e9,
+                 "gflop_kernel": direct / 1e9}
+        op = {}
+        saved = cpu_kernels.ENABLED
+        try:
+            for kind in kinds:
+                cpu_kernels.ENABLED = kind == "kernel"
+                op[kind] = ops.ConvPoolOp(conv, nb.MaxPool2D(2), first, relu=nb.ReLU())
+                out = op[kind].forward(x)
+            d = rng.random(out.shape, dtype=np.float32)
+            t = {k: ([], []) for k in kinds}
+            for _ in range(reps + 1):                # the first round: warm-up
+                for kind in kinds:
+                    cpu_kernels.ENABLED = kind == "kernel"
+                    t0 = time.perf_counter()
+                    op[kind].forward(x)
+                    t1 = time.perf_counter()
+                    op[kind].backward(d)
+                    t[kind][0].append(t1 - t0)
+                    t[kind][1].append(time.perf_counter() - t1)
+        finally:
+            cpu_kernels.ENABLED = saved
+        for kind in kinds:
+            entry[kind] = {"forward_s": min(t[kind][0][1:]), "backward_s": min(t[kind][1][1:])}
+        res[name] = entry
+    return res
+
+
+def cold_first_pass(images, threads):
+    """``{"first_pass_s", "compile_s", "kernels"}`` of a first pass in a fresh Python
+    process with an empty numba cache (None if that process fails)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        r = subprocess.run([sys.executable, "-c", _COLD, str(images), str(threads)],
+                           capture_output=True, text=True, env=env, check=False)
+    if r.returncode != 0:
+        print(f"warning: cold first pass failed: {r.stderr.strip()[-500:]}")
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def torch_lenet5(model):
@@ -37,14 +152,19 @@ def torch_lenet5(model):
 
 
 def main(argv=()):
+    argv = list(argv)
+    cold = "--no-cold" not in argv
+    argv = [a for a in argv if a != "--no-cold"]
     args = cpu_bench_args("python -m nnbook bench lenet5", __doc__, "--images", 10000,
                           "training images per pass", argv)
 
     import nnbook as nb  # noqa: PLC0415
+    from nnbook.engine import cpu_kernels  # noqa: PLC0415
     from nnbook.lenet import LeNet5  # noqa: PLC0415
     torch = import_torch(args.threads)
     if torch is None:
         return 2
+    first = cold_first_pass(args.images, args.threads) if cold else None
     nb.use("numpy")
     X, y = mnist_digits(args.images)
     n, bs, lr = len(X), 128, 0.05
@@ -64,6 +184,10 @@ def main(argv=()):
     def run_torch():
         torch_sgd_epoch(tm, topt, tloss, Xt, yt, bs)
 
+    t = time.perf_counter()
+    run_nnbook()                      # kernels from numba's cache, buffers allocated
+    first_cached = time.perf_counter() - t
+    layers = layer_times()
     times, rel = paired_rounds({"nnbook": run_nnbook, "pytorch": run_torch}, args.rounds,
                                peer="pytorch")
     t_nb, t_pt, ratios = times["nnbook"], times["pytorch"], rel["nnbook"]
@@ -71,11 +195,24 @@ def main(argv=()):
            "batch_size": bs, "images": n, "threads": args.threads, "dtype": "float32",
            "nnbook_s": t_nb, "pytorch_s": t_pt, "ratios": ratios,
            "median_nnbook_s": median(t_nb), "median_pytorch_s": median(t_pt),
-           "median_ratio": median(ratios), "torch": torch.__version__, **machine(), **stamp()}
+           "median_ratio": median(ratios), "compiled_kernels": cpu_kernels.available(),
+           "compile_s": first and first["compile_s"],
+           "first_pass_s": first and first["first_pass_s"],
+           "first_pass_cached_s": first_cached, "cache_load_s": cpu_kernels.compile_seconds(),
+           "layers": layers, "torch": torch.__version__, **machine(), **stamp()}
     print(f"machine: {res['cpu']} ({res['cpu_count']} CPUs), numpy {res['numpy']}, "
           f"torch {res['torch']}, {args.threads} threads")
     print(f"median: nnbook {res['median_nnbook_s']:.3f} s, PyTorch {res['median_pytorch_s']:.3f} s, "
           f"median paired ratio {res['median_ratio']:.3f} (target <= 1.0)")
+    if first:
+        print(f"first pass in a fresh process: {first['first_pass_s']:.2f} s, of which "
+              f"{first['compile_s']:.2f} s compiling the CPU kernels")
+    for name, e in layers.items():
+        print(f"{name}: " + ", ".join(
+            f"{k} {1e3 * e[k]['forward_s']:.2f} + {1e3 * e[k]['backward_s']:.2f} ms"
+            for k in ("kernel", "numpy") if k in e) + " per batch (forward + backward)")
+    print(f"first pass here (kernels from numba's cache, {res['cache_load_s']:.2f} s to "
+          f"load): {first_cached:.2f} s")
     if args.out:
         write_json(args.out, res)
     return 0

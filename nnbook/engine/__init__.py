@@ -13,13 +13,22 @@ ones it knows by *ops* that compute the same numbers with less work:
   with a 0/1 mask in the data's float type;
 * :class:`~nnbook.Conv2D` ("fast" method): the row-lowering plan and its buffers
   kept across steps; followed by a 2x2 :class:`~nnbook.MaxPool2D` (stride-1
-  convolution, NumPy): convolution and pool as one operation;
+  convolution, NumPy): convolution and pool (and a ReLU right after) as one
+  operation; stride 1 with few channels: the compiled numba kernels of
+  ``nnbook.engine.cpu_kernels``, bias, pool and ReLU fused (NumPy without numba);
 * :class:`~nnbook.Flatten`: keeps a strided input's memory layout for the
-  gradient, so the convolution below reads it without a copy.
+  gradient, so the convolution below reads it without a copy;
+* :class:`~nnbook.BatchNorm2d` / :class:`~nnbook.BatchNorm1d` (with the ReLU after
+  them, and a ResNet stem's 2x2 max-pool): fused passes with float64 statistics
+  (``nnbook/engine/norm_ops.py``);
+* residual blocks (:class:`~nnbook.BasicBlock`, :class:`~nnbook.Bottleneck`) opened
+  into ops, 1x1 convolutions as one matrix product, global average pooling
+  (``nnbook/engine/block_ops.py``).
 
-Every other layer (yours, BatchNorm, Dropout, ...) runs through its own
+Every other layer (yours, Dropout, ...) runs through its own
 ``forward``/``backward``, unchanged.  The engine never touches a layer's state
-besides ``params`` and ``grads``: a model's ``forward`` or ``predict`` called from
+besides ``params``, ``grads`` and a batch norm's running statistics (``buffers``,
+updated as the layer does): a model's ``forward`` or ``predict`` called from
 a callback during training sees only the reference layers.  Tests prove each op
 equal to the reference path (losses and weights after several steps, float32
 and float64).
@@ -32,6 +41,7 @@ from ..backend import asarray, get_xp
 from ..layers import Dense, Flatten, ReLU
 from ..models import Sequential, flat_layers
 from ..optim import SGD
+from .block_ops import resnet_op
 from .ops import ConvOp, ConvPoolOp, DenseOp, FlattenOp, RefOp, ReLUOp, conv_pool_applies
 
 __all__ = ["compile_step", "ReferenceStep", "EngineStep"]
@@ -90,11 +100,18 @@ class EngineStep:
             if type(l) is Dense:
                 fuse = self.prescale and all((id(l), k) in owned for k in l.params)
                 ops.append(DenseOp(l, first, fuse))
+            elif numpy and (hit := resnet_op(layers, i, first)) is not None:
+                ops.append(hit[0])      # batch norm (+ReLU, +pool), a residual block, ...
+                i += hit[1] - 1
             elif type(l) is ReLU and prev is not None and prev.scratch_out:
                 ops.append(ReLUOp(l))
             elif conv_pool_applies(l, nxt, numpy):
-                ops.append(ConvPoolOp(l, nxt, first))
-                i += 1
+                # a ReLU right after the pool joins them (the compiled kernel applies it
+                # in its epilogue)
+                after = layers[i + 2] if i + 2 < len(layers) else None
+                relu = after if type(after) is ReLU else None
+                ops.append(ConvPoolOp(l, nxt, first, relu))
+                i += 1 if relu is None else 2
             elif ConvOp.applies(l):
                 ops.append(ConvOp(l, first))
             elif type(l) is Flatten:

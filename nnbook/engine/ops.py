@@ -17,7 +17,7 @@ from ..conv import Conv2D
 from ..functional.conv import _band_ok, _conv_rows, _conv_rows_backward, _RowLowering
 from ..functional.pool import _max2x2, _route2x2
 from ..pool import MaxPool2D
-from . import _blas
+from . import _blas, cpu_kernels
 
 FUSE_CONV_POOL = True     # fuse Conv2D + 2x2 MaxPool2D (tests switch it off to compare)
 _PLANS = 4                # plans an op keeps (training batch, last batch, ...)
@@ -166,7 +166,9 @@ class _PlanCache:
 
 class ConvOp(_Op):
     """:class:`~nnbook.Conv2D` with the "fast" method: the row-lowering plan (its
-    index tables, lowered input and banded weights) and the output kept across steps."""
+    index tables, lowered input and banded weights) and the output kept across steps;
+    a stride-1 convolution with few channels runs on the compiled kernels of
+    :mod:`~nnbook.engine.cpu_kernels` instead (where numba is installed)."""
     scratch_out = True
 
     @staticmethod
@@ -178,10 +180,16 @@ class ConvOp(_Op):
         self.first = first
         self.owned_dx = not first
         self.plans = _PlanCache(lambda k: _RowLowering(*k[:5]))
+        self.kplans = _PlanCache(lambda k: cpu_kernels.ConvPlan(*k, pool=False, relu=False))
 
     def forward(self, x):
         l = self.layer
         W, b = l.params["W"], l.params.get("b")
+        if (type(x) is np.ndarray and type(W) is np.ndarray
+                and cpu_kernels.applies(x.shape, W.shape, l.stride, l.padding)):
+            plan = self.kplans.get((tuple(x.shape), tuple(W.shape), l.padding, W.dtype))
+            self.cache = ("kernel", plan)
+            return plan.forward(x, W, b)
         if not _band_ok(x.shape, W.shape, l.padding, l.stride):
             self.cache = None
             self.out = l.forward(x)         # im2col: the layer's own path
@@ -197,7 +205,10 @@ class ConvOp(_Op):
         if self.cache is None:
             l.zero_grad()                    # ops overwrite gradients; the layer adds
             return l.backward(d)
-        dx, dW, db = _conv_rows_backward(d, self.cache, not self.first)
+        if self.cache[0] == "kernel":
+            dx, dW, db = self.cache[1].backward(d, not self.first, "b" in l.params)
+        else:
+            dx, dW, db = _conv_rows_backward(d, self.cache, not self.first)
         l.grads["W"] = dW
         if db is not None:
             l.grads["b"] = db
@@ -261,32 +272,52 @@ class _ConvPool:
 
 
 class ConvPoolOp(_Op):
-    """:class:`~nnbook.Conv2D` + 2x2 :class:`~nnbook.MaxPool2D` as one :class:`_ConvPool`
-    (where the geometry allows: a band small enough and an even output; otherwise the
-    two layers' own paths)."""
+    """:class:`~nnbook.Conv2D` + 2x2 :class:`~nnbook.MaxPool2D` (+ the
+    :class:`~nnbook.ReLU` after them, if given) as one operation: a compiled kernel
+    with bias, pool and ReLU in its epilogue (:mod:`~nnbook.engine.cpu_kernels`: few
+    channels, numba installed), else a :class:`_ConvPool` (a band small enough) and
+    the ReLU in place; an odd output runs as the layers' own paths."""
     scratch_out = True
 
-    def __init__(self, conv, pool, first):
+    def __init__(self, conv, pool, first, relu=None):
         super().__init__(conv)
-        self.pool, self.first = pool, first
+        self.pool, self.first, self.relu = pool, first, relu
         self.owned_dx = not first
         self.plans = _PlanCache(lambda k: _ConvPool(*k))
+        self.kplans = _PlanCache(lambda k: cpu_kernels.ConvPlan(*k, pool=True,
+                                                                relu=relu is not None))
         self.conv_op = ConvOp(conv, first)
+        self.relu_op = None if relu is None else ReLUOp(relu, grad_in_place=False)
 
     def forward(self, x):
         l = self.layer
         W, b = l.params["W"], l.params.get("b")
         (kh, kw), (ph, pw) = l.kernel_size, l.padding
         if (type(x) is not np.ndarray or type(W) is not np.ndarray
-                or not _band_ok(x.shape, W.shape, l.padding, l.stride)
                 or (x.shape[2] + 2 * ph - kh + 1) % 2 or (x.shape[3] + 2 * pw - kw + 1) % 2):
             self.fused = None
-            return self.pool.forward(self.conv_op.forward(x))
-        self.fused = self.plans.get((tuple(x.shape), tuple(W.shape), l.padding, W.dtype))
-        return self.fused.forward(x, W, b)
+        elif cpu_kernels.applies(x.shape, W.shape, l.stride, l.padding):
+            self.fused = self.kplans.get((tuple(x.shape), tuple(W.shape), l.padding, W.dtype))
+            return self.fused.forward(x, W, b)          # bias, pool and ReLU included
+        elif _band_ok(x.shape, W.shape, l.padding, l.stride):
+            self.fused = self.plans.get((tuple(x.shape), tuple(W.shape), l.padding, W.dtype))
+            out = self.fused.forward(x, W, b)
+            return out if self.relu_op is None else self.relu_op.forward(out)
+        else:
+            self.fused = None
+        out = self.pool.forward(self.conv_op.forward(x))
+        return out if self.relu_op is None else self.relu_op.forward(out)
 
     def backward(self, d):
         l = self.layer
+        if isinstance(self.fused, cpu_kernels.ConvPlan):
+            dx, dW, db = self.fused.backward(d, not self.first, "b" in l.params)
+            l.grads["W"] = dW
+            if db is not None:
+                l.grads["b"] = db
+            return dx
+        if self.relu_op is not None:
+            d = self.relu_op.backward(d)
         if self.fused is None:
             return self.conv_op.backward(self.pool.backward(d))
         dx, dW, db = self.fused.backward(d, not self.first, l.params["W"].shape,
