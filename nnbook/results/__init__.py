@@ -33,6 +33,10 @@ CATALOGUE = {
     "optimizers_mnist": ("optimizers compared on MNIST", "python benchmarks/record_optimizers.py"),
     "metaheuristics": ("metaheuristics vs gradient descent",
                        "python benchmarks/record_metaheuristics.py"),
+    "resnet_optimizers": ("SGD, NAG, RMSProp and Adam on ResNet-15, 1,000 MNIST digits",
+                          "python benchmarks/record_resnet_optimizers.py"),
+    "resnet_metaheuristics": ("SHADE family vs gradient descent on ResNet-15, 256 digits",
+                              "python benchmarks/record_resnet_metaheuristics.py"),
     "distributed": ("data-parallel MLP training over MPI, 1/2/4 processes; allreduce bandwidth",
                     "python -m nnbook bench distributed --out nnbook/results/distributed.json"),
 }
