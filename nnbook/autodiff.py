@@ -25,7 +25,7 @@ True
 Public functions: :func:`grad`, :func:`value_and_grad`, :func:`vjp`,
 :func:`jvp`, :func:`jacobian`, :func:`chain_jacobian` (the thesis's
 Algorithms 1 and 2), :func:`backprop` (Algorithm 3), :func:`trace`,
-:func:`graph`, and the operations ``exp, log, sqrt, tanh, sigmoid, relu,
+:func:`graph`, :func:`replay` (a recorded graph frozen into a function), and the operations ``exp, log, sqrt, tanh, sigmoid, relu,
 abs, softmax, log_softmax, cross_entropy, matmul, reshape, transpose, stack,
 sum, mean`` (also reachable as operators and
 methods: ``+ - * / ** @``, ``-x``, ``x.sum()``, ``x.T``, ``x[i]`` ...).
@@ -1182,4 +1182,44 @@ def adjoints(out, seed=None):
     return _reverse(out, seed)
 
 
-__all__ += ["adjoints", "Primitive"]
+def replay(out, inputs):
+    """Freeze the recorded graph of ``out`` into a function of ``inputs`` (define-then-run).
+
+    ``out`` was computed from the leaf tensors ``inputs`` (e.g. by :func:`trace`); the
+    returned function ``run(*values)`` evaluates the *same* graph -- the same primitives
+    in the same order, as recorded -- on new input values, without running the Python
+    code that built it: loops keep the number of iterations and ``if`` statements the
+    branch they took when the graph was recorded, as in a static (traced) graph.  Every
+    other leaf is a constant with its recorded value.  ``run`` accepts arrays or
+    Tensors, so ``grad(run)`` and ``jvp(run, ...)`` differentiate the frozen graph.
+    """
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out: expected a Tensor, got {describe(out)}")
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    nodes = topological_order(out)
+    ids = {id(n) for n in nodes}
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or t.parents:
+            raise TypeError(f"inputs[{i}]: expected a leaf Tensor of out's graph, got "
+                            f"{describe(t)}")
+        if id(t) not in ids:
+            raise ValueError(f"inputs[{i}]: this Tensor is not in out's graph")
+
+    def run(*values):
+        if len(values) != len(inputs):
+            raise TypeError(f"expected {len(inputs)} input values, got {len(values)}")
+        env = {id(t): v if isinstance(v, Tensor) else Tensor(_as_value(f"values[{i}]", v))
+               for i, (t, v) in enumerate(zip(inputs, values))}
+        for n in nodes:
+            if id(n) in env:
+                continue
+            if not n.parents:                      # a constant: its recorded value
+                env[id(n)] = Tensor(n.value)
+            else:                                  # the recorded primitive, re-applied
+                env[id(n)] = _apply(n.op, *(env[id(p)] for p in n.parents), **n.kw)
+        return env[id(out)]
+
+    return run
+
+
+__all__ += ["adjoints", "Primitive", "replay"]

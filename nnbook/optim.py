@@ -4,6 +4,10 @@ comparable step by step with ``torch.optim``.
 ``opt = SGD(model.parameters(), lr=0.1)``; after ``model.backward(...)`` call
 ``opt.step()`` then ``opt.zero_grad()``.  Each optimizer keeps its state per
 parameter; ``lr`` may be changed between steps (schedules do).
+
+Also plain gradient descent on a function, ``gd_trace``, and the convergence bounds
+the book checks it against: ``linear_rate_bound`` (strongly convex) and
+``nonconvex_rate_bound`` (L-smooth, not convex).
 """
 from __future__ import annotations
 
@@ -212,3 +216,63 @@ class Adagrad(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}
+
+
+# ----------------------------------------------------------------------------------------
+# gradient descent's convergence rates (the chapter "Gradient descent and its convergence")
+# ----------------------------------------------------------------------------------------
+def gd_trace(f, grad, x0, lr, steps):
+    """Run ``steps`` steps of plain gradient descent ``x <- x - lr * grad(x)`` from ``x0``.
+
+    Returns ``(x, fs, grad_sq)``: the last iterate, the values ``f(x_0), ..., f(x_K)``
+    (``K + 1`` of them) and the squared gradient norms ``||grad f(x_k)||^2`` for
+    ``k = 0, ..., K - 1`` (the gradients the steps used).  ``x0`` is not modified.
+    """
+    if not callable(f) or not callable(grad):
+        raise TypeError(f"f, grad: expected two functions, got {type(f).__name__} and "
+                        f"{type(grad).__name__}")
+    check_positive("lr", lr)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")
+    xp = get_xp()
+    x = xp.array(x0, dtype=float, copy=True)
+    fs, grad_sq = [float(f(x))], []
+    for _ in range(steps):
+        g = grad(x)
+        grad_sq.append(float(g.ravel() @ g.ravel()))
+        x = x - lr * g
+        fs.append(float(f(x)))
+    return x, xp.asarray(fs), xp.asarray(grad_sq)
+
+
+def linear_rate_bound(gap0, mu, L, k):
+    """The strongly convex rate of gradient descent with step ``1/L``:
+    ``f(x_k) - f* <= (1 - mu/L)^k (f(x_0) - f*)`` for an ``L``-smooth, ``mu``-strongly
+    convex ``f`` (``0 < mu <= L``).  ``k`` may be an integer or an array of step counts.
+    """
+    check_positive("L", L)
+    check_positive("mu", mu)
+    if mu > L:
+        raise ValueError(f"mu: expected mu <= L (a strong-convexity constant cannot exceed "
+                         f"the smoothness constant), got mu = {mu} > L = {L}")
+    if gap0 < 0:
+        raise ValueError(f"gap0: expected f(x_0) - f* >= 0, got {gap0}")
+    return gap0 * (1.0 - mu / L) ** get_xp().asarray(k, dtype=float)
+
+
+def nonconvex_rate_bound(f0, f_inf, L, K):
+    """The non-convex rate of gradient descent with step ``1/L``:
+    ``min_{k<K} ||grad f(x_k)||^2 <= 2 L (f(x_0) - f_inf) / K`` for an ``L``-smooth ``f``
+    bounded below by ``f_inf``.  ``K`` (>= 1) may be an integer or an array.
+    """
+    check_positive("L", L)
+    if f0 < f_inf:
+        raise ValueError(f"f_inf: expected a lower bound of f, at most f(x_0) = {f0}, "
+                         f"got {f_inf}")
+    K = get_xp().asarray(K, dtype=float)
+    if (K < 1).any():
+        raise ValueError(f"K: expected step counts >= 1, got {K}")
+    return 2.0 * L * (f0 - f_inf) / K
+
+
+__all__ += ["gd_trace", "linear_rate_bound", "nonconvex_rate_bound"]

@@ -91,6 +91,31 @@ def _logcosh_overflows(w, X, y, lam):                   # sinh / cosh written ou
         return X.T @ (np.sinh(r) / np.cosh(r)) / X.shape[0] + lam * w
 
 
+def linear_rate_steps(gap0, mu, L, eps):
+    q = 1.0 - mu / L
+    if gap0 <= eps:
+        return 0
+    if q == 0.0:                 # mu = L: one step reaches the minimum
+        return 1
+    k = max(0, math.ceil(math.log(eps / gap0) / math.log(q)))
+    while k > 0 and gap0 * q ** (k - 1) <= eps:      # guard the rounding of the logarithms
+        k -= 1
+    while gap0 * q ** k > eps:
+        k += 1
+    return k
+
+
+def _linear_rate_cases(rng):
+    return [(0.63, 1e-3, 3.32, 1e-6), (1.0, 1.0, 2.0, 1e-3), (5.0, 0.1, 0.1, 1e-9),
+            (1e-8, 0.2, 1.0, 1e-6),                                   # already below eps
+            (float(rng.uniform(1, 10)), float(rng.uniform(0.01, 0.1)), 1.0, 1e-4),
+            (1.0, 0.5, 1.0, 0.25)]                                    # an exact power of q
+
+
+def sigmoid_loss_lipschitz(X, lam):
+    return float(math.sqrt(3) / 18 * np.linalg.eigvalsh(X.T @ X).max() / X.shape[0] + lam)
+
+
 SOLUTIONS = {
     "gd.gd_quadratic": Solution(
         gd_quadratic, _quad_cases,
@@ -123,4 +148,19 @@ SOLUTIONS = {
         wrong={"the residual's sign flipped": _logcosh_sign,
                "the sum over the samples, not the mean": _logcosh_no_mean,
                "sinh / cosh overflows for large residuals": _logcosh_overflows}),
+    "gd.linear_rate_steps": Solution(
+        linear_rate_steps, _linear_rate_cases,
+        wrong={"log(1 - mu/L) approximated by -mu/L": lambda gap0, mu, L, eps:
+                   max(0, math.ceil(L / mu * math.log(gap0 / eps))) if mu < L else 1,
+               "one step too many": lambda gap0, mu, L, eps:
+                   linear_rate_steps(gap0, mu, L, eps) + 1}),
+    "gd.sigmoid_loss_lipschitz": Solution(
+        sigmoid_loss_lipschitz,
+        lambda rng: [(rng.normal(size=(50, 4)), 0.0), (rng.normal(size=(1, 3)), 0.1),
+                     (np.c_[np.ones(20), rng.normal(size=(20, 2))], 1e-3),
+                     (np.eye(3) * 2.0, 0.5), (rng.normal(size=(5, 8)), 2.0)],
+        wrong={"the logistic loss's 1/4 instead of max |sigma''|": lambda X, lam:
+                   float(np.linalg.eigvalsh(X.T @ X).max() / (4 * X.shape[0]) + lam),
+               "without the ridge term": lambda X, lam:
+                   float(math.sqrt(3) / 18 * np.linalg.eigvalsh(X.T @ X).max() / X.shape[0])}),
 }

@@ -56,3 +56,21 @@ register(
     "differences of f.",
     compare=gradient_check(logcosh_loss, wrt=0, of="the log-cosh loss f(w)"),
 )
+
+
+# --- the rates of gradient descent -------------------------------------------------------------
+register(
+    "gd.linear_rate_steps",
+    "For an L-smooth, mu-strongly convex f, gradient descent with step 1/L guarantees "
+    "f(x_k) - f* <= (1 - mu/L)^k (f(x_0) - f*). Return the smallest integer k >= 0 for which "
+    "this bound, started from the gap gap0 = f(x_0) - f*, is at most eps (0 if gap0 <= eps).",
+)
+
+register(
+    "gd.sigmoid_loss_lipschitz",
+    "Return the Lipschitz constant L = max|sigma''| lambda_max(X^T X) / N + lam of the gradient "
+    "of the sigmoid loss f(w) = (1/N) sum_i sigma(-s_i x_i . w) + lam/2 |w|^2 (labels "
+    "s_i = +-1) for a data matrix X of shape (N, d), where sigma'' = sigma (1 - sigma) "
+    "(1 - 2 sigma) is the sigmoid's second derivative.",
+    rtol=1e-9,
+)
