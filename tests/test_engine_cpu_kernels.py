@@ -106,13 +106,14 @@ def test_engine_fuses_conv_pool_relu_and_runs_the_kernels(monkeypatch):
     assert kinds[:3] == ["ConvPoolOp", "ConvPoolOp", "FlattenOp"]
     assert step.ops[0].relu is m[2] and step.ops[1].relu is m[5]
     X = np.random.default_rng(0).random((8, 1, 28, 28)).astype(np.float32)
-    step(step.gather(X, np.arange(8)), np.arange(8) % 10)
-    assert all(isinstance(op.fused, cpu_kernels.ConvPlan) for op in step.ops[:2])
-    # above MAX_WORK_CHANNELS input x output channels: BLAS (the row-lowered op)
-    monkeypatch.setattr(cpu_kernels, "MAX_WORK_CHANNELS", 32)
+    # the default: the first layer (1 x 6 channels) compiled, the second (6 x 16,
+    # above MAX_WORK_CHANNELS) on BLAS (the row-lowered op)
     step(step.gather(X, np.arange(8)), np.arange(8) % 10)
     assert isinstance(step.ops[0].fused, cpu_kernels.ConvPlan)      # 1 x 6
     assert isinstance(step.ops[1].fused, ops._ConvPool)             # 6 x 16
+    monkeypatch.setattr(cpu_kernels, "MAX_WORK_CHANNELS", 256)
+    step(step.gather(X, np.arange(8)), np.arange(8) % 10)
+    assert all(isinstance(op.fused, cpu_kernels.ConvPlan) for op in step.ops[:2])
 
 
 @pytest.mark.parametrize("numba_present", [True, False])

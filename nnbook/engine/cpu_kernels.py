@@ -45,13 +45,13 @@ except ImportError:                       # pragma: no cover - exercised by monk
 
 ENABLED = True            # tests switch the compiled kernels off to compare
 # C * F above which BLAS (row lowering / im2col) is used instead.  Measured here,
-# batch 128, float32, forward + backward with pool and ReLU, one core (CPU time):
-# 1 -> 6 channels 5x5 on 28x28: 2.6 ms compiled, 9.1 ms row-lowered; 6 -> 16 on
-# 14x14: 10.7 ms and 9.5 ms.  In whole LeNet-5 passes on two threads (paired
-# rounds) compiling both layers was faster than compiling the first only (0.80x
-# and 0.81x its time): the compiled chunks need no BLAS thread pool.  Layers with
-# many channels (ResNets: 64 to 512) keep BLAS, whose products are large there.
-MAX_WORK_CHANNELS = 256
+# batch 128, float32, forward + backward with pool and ReLU (python -m nnbook bench
+# lenet5, fastest of 15 alternated calls): 1 -> 6 channels 5x5 on 28x28: 2.7 ms
+# compiled, 5.8 ms row-lowered; 6 -> 16 on 14x14: 9.3 ms compiled, 5.7 ms
+# row-lowered.  Whole LeNet-5 passes on two threads, 5 paired rounds against
+# PyTorch: conv1 compiled only 1.13x PyTorch's time, both compiled 1.25x, neither
+# 1.59x.  Layers with many channels (ResNets: 64 to 512) keep BLAS too.
+MAX_WORK_CHANNELS = 32
 COMPILE_S = {}            # seconds spent compiling (or loading from the cache), by dtype
 
 
