@@ -121,8 +121,12 @@ def stamp_lines(results, keys=STAMP_KEYS):
 
 def show_stamp(results, keys=STAMP_KEYS, file=None):
     """Print :func:`stamp_lines`, indented (the performance appendix's listing)."""
+    import textwrap  # noqa: PLC0415
     for line in stamp_lines(results, keys):
-        print("  " + line, file=file)
+        # long values (several BLAS libraries) wrap under their own column
+        indent = " " * (2 + line.index(":") + 2) if ":" in line else "    "
+        print(textwrap.fill(line, 88, initial_indent="  ", subsequent_indent=indent,
+                            break_on_hyphens=False, break_long_words=False), file=file)
 
 
 def _key(r):
