@@ -63,7 +63,11 @@ def check_array(name: str, a, *, ndim=None, floating=False, finite=True, nonempt
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
-            raise ValueError(f"{name}: expected a {want} array, got {describe(a)}")
+            hint = ""
+            if allowed == (2,) and a.ndim > 2:
+                hint = ("; for images into dense layers, flatten them first: "
+                        f"{name}.reshape(len({name}), -1) or nnbook.data.flatten({name})")
+            raise ValueError(f"{name}: expected a {want} array, got {describe(a)}{hint}")
     if nonempty and a.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got {describe(a)}")
     if floating and a.dtype.kind != "f":

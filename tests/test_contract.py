@@ -317,3 +317,11 @@ def test_layers_do_not_modify_their_inputs():
         d0 = d.copy()
         layer.backward(d)
         assert np.array_equal(x, x0) and np.array_equal(d, d0), type(layer).__name__
+
+
+def test_dense_input_of_images_suggests_flattening():
+    m = nb.mlp([784, 10, 10])
+    with pytest.raises(ValueError, match=r"\(200, 28, 28\).*flatten them first"):
+        nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.1),
+               np.zeros((200, 28, 28), np.float32), np.zeros(200, int), epochs=1,
+               progress=False)
