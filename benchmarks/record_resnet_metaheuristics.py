@@ -63,12 +63,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import nnbook as nb  # noqa: E402
-from nnbook import init as _init  # noqa: E402
 from nnbook import metaheuristics as mh  # noqa: E402
 from nnbook.backend import asarray, get_rng  # noqa: E402
 from nnbook.bench._util import limit_threads, machine, stamp, write_json  # noqa: E402
-from nnbook.conv import BatchNorm1d, BatchNorm2d, Conv2D  # noqa: E402
-from nnbook.layers import Dense  # noqa: E402
+from nnbook.conv import BatchNorm1d, BatchNorm2d  # noqa: E402
 from nnbook.metaheuristics import experiment as _exp  # noqa: E402
 from nnbook.models import ResNet15  # noqa: E402
 
@@ -94,18 +92,7 @@ def build_resnet15(data, hidden, seed):
     nb.seed(seed)
     model = ResNet15(num_classes=data["n_out"], input_size=data["X_train"].shape[-1],
                      dropout=0.0, dtype="float32")
-    rng = get_rng()
-    for l in _walk(model):
-        if isinstance(l, Conv2D):
-            k = int(np.prod(l.kernel_size))
-            fans = (l.in_channels * k, l.out_channels * k)
-        elif isinstance(l, Dense):
-            fans = (l.in_features, l.out_features)
-        else:
-            continue
-        W = l.params["W"]
-        l.params["W"] = asarray(np.asarray(_init.glorot(W.shape, *fans, rng), dtype=W.dtype))
-        l.init = "glorot"
+    _exp.glorot_weights(_walk(model), get_rng())
     return model
 
 

@@ -220,17 +220,21 @@ def _read_cache(path: Path):
 def mnist_status(cache=None) -> str:
     """One line: whether MNIST is cached and verified, or where it could come from."""
     cdir = Path(cache) if cache else cache_dir()
-    p = cdir / "mnist.npz"
-    if p.exists():
+    return _cache_status(cdir / "mnist.npz", _read_cache, _local_sources(cdir), "mnist")
+
+
+def _cache_status(path: Path, read, sources, name) -> str:
+    """The one-line status of a dataset cached at ``path`` (checked with ``read``),
+    or built from the first of ``sources``, or fetched with ``data fetch name``."""
+    if path.exists():
         try:
-            _read_cache(p)
-            return f"cached and verified at {p}"
+            read(path)
+            return f"cached and verified at {path}"
         except Exception as e:  # noqa: BLE001
-            return f"cache at {p} is corrupt ({e}); it will be rebuilt"
-    srcs = _local_sources(cdir)
-    if srcs:
-        return f"not cached; will be built from {srcs[0]}"
-    return "not available offline; run `python -m nnbook data fetch mnist`"
+            return f"cache at {path} is corrupt ({e}); it will be rebuilt"
+    if sources:
+        return f"not cached; will be built from {sources[0]}"
+    return f"not available offline; run `python -m nnbook data fetch {name}`"
 
 
 def load_mnist(cache=None, verify=True):
@@ -522,17 +526,8 @@ def _wine_read_cache(path: Path, verify=True):
 def wine_quality_status(cache=None) -> str:
     """One line: whether Wine Quality is cached and verified, or where it could come from."""
     cdir = Path(cache) if cache else cache_dir()
-    p = cdir / "wine_quality.npz"
-    if p.exists():
-        try:
-            _wine_read_cache(p)
-            return f"cached and verified at {p}"
-        except Exception as e:  # noqa: BLE001
-            return f"cache at {p} is corrupt ({e}); it will be rebuilt"
-    srcs = _wine_local_sources(cdir)
-    if srcs:
-        return f"not cached; will be built from {srcs[0]}"
-    return "not available offline; run `python -m nnbook data fetch wine-quality`"
+    return _cache_status(cdir / "wine_quality.npz", _wine_read_cache,
+                         _wine_local_sources(cdir), "wine-quality")
 
 
 def load_wine_quality(cache=None, verify=True):

@@ -68,8 +68,15 @@ def build_lenet5(seed, batch_norm=True, num_classes=10):
     from ..lenet import LeNet5  # noqa: PLC0415
     _seed(seed)
     model = LeNet5(batch_norm=batch_norm, num_classes=num_classes)
-    rng = get_rng()
-    for l in model.layers:
+    glorot_weights(model.layers, get_rng())
+    return model
+
+
+def glorot_weights(layers, rng):
+    """Give every Conv2D and Dense among ``layers`` Glorot-uniform weights, in place
+    (fan_in = in_channels*kh*kw, fan_out = out_channels*kh*kw for a convolution),
+    drawn from ``rng`` in the order of ``layers``."""
+    for l in layers:
         if isinstance(l, Conv2D):
             k = int(np.prod(l.kernel_size))
             fans = (l.in_channels * k, l.out_channels * k)
@@ -80,7 +87,6 @@ def build_lenet5(seed, batch_norm=True, num_classes=10):
         W = l.params["W"]
         l.params["W"] = asarray(np.asarray(_init.glorot(W.shape, *fans, rng), dtype=W.dtype))
         l.init = "glorot"
-    return model
 
 
 def build_net(data, hidden, seed):
