@@ -23,7 +23,7 @@ from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .models import LeNet5, Sequential, load_model, mlp
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .train import History, accuracy, evaluate, fit
-from . import (autodiff, conv, engine, exercises, lenet, losses, models,  # noqa: F401
+from . import (autodiff, conv, exercises, lenet, losses, models,  # noqa: F401
                norm, optim, pool, residual, results, schedules, train)
 
 __version__ = "0.1.0"
@@ -51,11 +51,13 @@ def __getattr__(name):
     if name == "xp":
         return get_xp()
     # the explorers (drawing and widgets) are imported on first use of ``nb.explorers``
-    if name == "explorers":
+    # so is the training engine (it loads numba for its compiled kernels): on the
+    # first ``nb.fit`` or ``nb.engine``
+    if name in ("explorers", "engine"):
         import importlib  # noqa: PLC0415
-        return importlib.import_module(".explorers", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'nnbook' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | {"xp", "explorers"})
+    return sorted(set(globals()) | {"xp", "explorers", "engine"})

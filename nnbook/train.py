@@ -16,7 +16,6 @@ import numpy as np
 
 from ._checks import all_finite, check_array, check_choice, check_int, describe
 from .backend import asarray, get_rng, get_xp
-from .engine import compile_step
 from .losses import Loss
 from .models import all_layers
 from .norm import _BatchNorm
@@ -218,6 +217,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
     warned = False
     with _modes_kept(model, True):
         if comm is None:
+            from .engine import compile_step  # noqa: PLC0415 (loads numba: on first use)
             step = compile_step(model, loss, opt, engine=engine)
         else:                         # this rank's share of each batch, gradients averaged
             from .distributed import DataParallelStep  # noqa: PLC0415
