@@ -33,6 +33,48 @@ def _dag_wrong(x1, x2):                 # forgets the path x4 -> x5
     return np.array([a5 + a4 * x2 * x3, a4 * x3])
 
 
+def _newton_updates(a_traced):
+    """How many updates the section's loop makes at a_traced (the length of its trace)."""
+    y, k = a_traced, 0
+    while abs(y * y - a_traced) > 1e-12 * a_traced:
+        y = 0.5 * (y + a_traced / y)
+        k += 1
+    return k
+
+
+def newton_trace(a_traced, a, extra=0, y0_constant=False):
+    ys = [a]                                 # the trace replayed at a: y_0 = a, k updates
+    for _ in range(_newton_updates(a_traced) + extra):
+        ys.append(0.5 * (ys[-1] + a / ys[-1]))
+    g_y, g_a = 1.0, 0.0                      # adjoints of y_k and of a
+    for y in ys[-2::-1]:                     # y_{i+1} = (y_i + a / y_i) / 2, backwards
+        g_a += g_y * 0.5 / y                 # through the a in a / y_i
+        g_y *= 0.5 * (1.0 - a / (y * y))     # through y_i
+    return ys[-1], g_a + (0.0 if y0_constant else g_y)    # y_0 = a: the last path
+
+
+def _newton_margin(a_traced):
+    """|y*y - a| / (1e-12 a) before the last update of the loop (inf if none): the checks use
+    loops that end well clear of the threshold, so that the count is not a rounding matter."""
+    k, y = _newton_updates(a_traced), a_traced
+    for _ in range(k - 1):
+        y = 0.5 * (y + a_traced / y)
+    return abs(y * y - a_traced) / (1e-12 * a_traced) if k else np.inf
+
+
+def _newton_cases(rng):
+    out = [(30.0, 30.0),                     # traced where it runs: the dynamic graph's answer
+           (30.0, 25.0), (30.0, 1e6),        # the section: right for 25, far off for 10^6
+           (1.0, 1.0), (1.0, 4.0),           # no update at all: the trace is y = a, dy/da = 1
+           (1e6, 2.0),                       # more updates than needed: harmless
+           (0.01, 100.0), (1e-6, 1e-6)]
+    while len(out) < 11:
+        a_traced, a = (float(v) for v in 10.0 ** rng.uniform(-3, 6, size=2))
+        if _newton_margin(a_traced) > 10:
+            out.append((a_traced, a))
+    return out
+
+
 def linear_vjp(W, x, u):
     return u @ W, np.outer(u, x)
 
@@ -103,6 +145,15 @@ SOLUTIONS = {
         lambda rng: [(1.0, 2.0), (0.0, 1.0), (-0.5, 3.0)]
         + [tuple(float(v) for v in rng.uniform(0.05, 2.0, size=2)) for _ in range(4)],
         wrong={"forgets the path x4 -> x5": _dag_wrong}),
+    "autodiff.newton_trace": Solution(
+        newton_trace, _newton_cases,
+        wrong={"1/(2 sqrt a), the derivative of sqrt, not of what ran":
+                   lambda a_traced, a: (newton_trace(a_traced, a)[0], 0.5 / np.sqrt(a)),
+               "runs the loop's own test at a (a fresh, dynamic graph)":
+                   lambda a_traced, a: newton_trace(a, a),
+               "y_0 = a treated as a constant":
+                   lambda a_traced, a: newton_trace(a_traced, a, y0_constant=True),
+               "one update too many": lambda a_traced, a: newton_trace(a_traced, a, extra=1)}),
     "autodiff.linear_vjp": Solution(
         linear_vjp,
         lambda rng: [(rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=3)),

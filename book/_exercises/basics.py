@@ -40,6 +40,48 @@ def gradient_descent(A, b, x0, lr, steps):
     return x
 
 
+def learning_curve(x_train, y_train, x_test, y_test, sizes, degree):
+    errors = np.empty(len(sizes))
+    for i, n in enumerate(sizes):
+        G = np.polynomial.Polynomial.fit(x_train[:n], y_train[:n], degree)   # E: n examples
+        errors[i] = np.mean((G(x_test) - y_test) ** 2)                        # P: held out
+    return errors
+
+
+def _learning_curve_cases(rng):
+    def sine(n, noise=0.2):                  # the section's target and noise
+        x = rng.uniform(0, 1, n)
+        return x, np.sin(2 * np.pi * x) + rng.normal(0, noise, n)
+
+    x_tr, y_tr = sine(200)
+    x_te, y_te = sine(300)
+    out = [(x_tr, y_tr, x_te, y_te, [12, 25, 50, 100, 200], 3)]          # the section's cubic
+    x_tr, y_tr = sine(60)
+    x_te, y_te = sine(100)
+    out += [(x_tr, y_tr, x_te, y_te, [4, 10, 30, 60], 1),                   # a line
+            (x_tr, y_tr, x_te, y_te, [1, 2, 7, 60], 0),                     # a constant: the mean
+            (x_tr, y_tr, x_te, y_te, [40, 10, 40, 20], 2)]                  # any order, repeats
+    x = np.array([0.0, 1 / 3, 2 / 3, 1.0, 0.5, 1 / 6, 5 / 6])
+    out.append((x, np.sin(2 * np.pi * x), x_te, y_te, [4, 7], 3))         # n = degree + 1
+    a = rng.uniform(-1, 1, 30)                                             # F in H, no noise:
+    b = rng.uniform(-2, 2, 50)                                             # P = 0 from n = 3 on
+    out.append((a, 1 - 2 * a + a * a / 2, b, 1 - 2 * b + b * b / 2, [3, 10, 30], 2))
+    return out
+
+
+def _learning_curve_train_error(x_train, y_train, x_test, y_test, sizes, degree):
+    return learning_curve(x_train, y_train, x_train, y_train, sizes, degree)   # on E itself
+
+
+def _learning_curve_all(x_train, y_train, x_test, y_test, sizes, degree):
+    n = len(x_train)                         # fits every training pair, whatever the size
+    return learning_curve(x_train, y_train, x_test, y_test, [n] * len(sizes), degree)
+
+
+def _learning_curve_rmse(x_train, y_train, x_test, y_test, sizes, degree):
+    return np.sqrt(learning_curve(x_train, y_train, x_test, y_test, sizes, degree))
+
+
 def _logit_cases(rng):
     return [rng.normal(size=(4, 5)), rng.normal(size=(1, 3)) * 50,
             np.array([[1000.0, 0.0, -1000.0]]), np.zeros((2, 4)),
@@ -95,6 +137,12 @@ def _gd_in_place(A, b, x0, lr, steps):
 
 
 SOLUTIONS = {
+    "basics.learning_curve": Solution(
+        learning_curve, _learning_curve_cases,
+        wrong={"the training error on the first n pairs, not the held-out error":
+                   _learning_curve_train_error,
+               "fits all the training pairs, whatever n": _learning_curve_all,
+               "the root of the mean squared error": _learning_curve_rmse}),
     "basics.softmax": Solution(
         softmax, _logit_cases,
         wrong={"normalises over the whole batch": lambda z: np.exp(z) / np.exp(z).sum(),

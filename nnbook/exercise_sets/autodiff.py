@@ -13,6 +13,17 @@ register(
 )
 
 register(
+    "autodiff.newton_trace",
+    "Newton's method for sqrt(a), as in the section: y_0 = a, y_{i+1} = (y_i + a / y_i) / 2. "
+    "Let k be the number of updates the loop `while |y*y - a_traced| > 1e-12 * a_traced` "
+    "makes when run at a_traced (0 if y_0 = a_traced already passes the test). Return "
+    "(y_k, dy_k/da) for exactly k updates run at a: what the graph traced at a_traced and "
+    "replayed at a (ad.replay) gives, differentiated through every recorded operation, the "
+    "start y_0 = a included.",
+    rtol=1e-10, atol=1e-14,
+)
+
+register(
     "autodiff.linear_vjp",
     "For the linear layer z = W x (W of shape (m, n), the thesis's convention) and a "
     "cotangent u of shape (m,), return (u^T dz/dx, u^T dz/dW): arrays of shapes (n,) and "

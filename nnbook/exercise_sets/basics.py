@@ -3,6 +3,16 @@ in ``nnbook/exercise_data/basics.*``)."""
 from ..exercises import register
 
 register(
+    "basics.learning_curve",
+    "A learning curve: for each n in sizes (in that order), fit the least-squares polynomial "
+    "of degree `degree` to the first n training pairs (x_train[:n], y_train[:n]), as "
+    "np.polynomial.Polynomial.fit does, and return the held-out errors, a float array of "
+    "shape (len(sizes),): each fit's mean squared error over all the test pairs (x_test, "
+    "y_test). Every n is between degree + 1 and len(x_train), so each fit is unique.",
+    rtol=1e-8, atol=1e-12,
+)
+
+register(
     "basics.softmax",
     "Write softmax(z) for a batch z of shape (N, K), row by row, stable for large |z|.",
 )
