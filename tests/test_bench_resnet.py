@@ -30,3 +30,31 @@ def test_torch_twin_computes_the_same_function(block):
         assert nb.rel_error(model.predict(x), twin(torch.from_numpy(x)).numpy()) < 1e-12
     # dropout was switched back on afterwards
     assert [l.p for l in model if isinstance(l, nb.Dropout)] == [0.5]
+
+
+def test_conv_layers_lists_every_geometry_once_and_leaves_the_model_alone():
+    from nnbook.bench.resnet import conv_layers
+    model = nb.models.ResNet15(input_size=28, dtype="float32")
+    before = model.state_dict()
+    geoms = conv_layers(model, np.zeros((4, 1, 28, 28), np.float32))
+    assert list(geoms) == ["7x7/1 1->64 @28x28", "3x3/1 16->16 @11x11",
+                           "3x3/2 32->32 @11x11", "3x3/2 64->64 @6x6",
+                           "3x3/2 128->128 @3x3"]
+    assert geoms["7x7/1 1->64 @28x28"] == ((4, 1, 28, 28), (64, 1, 7, 7), (1, 1), (0, 0),
+                                           True)
+    assert geoms["3x3/2 64->64 @6x6"][2:] == ((2, 2), (1, 1), False)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)   # eval mode: no update
+    assert model.training
+    assert not any("forward" in vars(l) for l in nb.models.all_layers(model))
+
+
+def test_conv_times_reports_both_paths_and_the_engines_choice():
+    from nnbook.bench._util import conv_times
+    from nnbook.engine import cpu_kernels
+    r = conv_times((2, 4, 9, 9), (4, 4, 3, 3), (2, 2), (1, 1), reps=1)
+    assert r["engine"] == "numpy"
+    kinds = ["kernel", "numpy"] if cpu_kernels.HAVE_NUMBA else ["numpy"]
+    assert sorted(k for k in r if k != "engine") == kinds
+    assert all(r[k]["forward_s"] > 0 and r[k]["backward_s"] > 0 for k in kinds)
+    assert cpu_kernels.CHOICE == "auto"                      # restored

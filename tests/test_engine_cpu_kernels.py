@@ -185,3 +185,125 @@ def test_row_stride_fills_whole_vectors():
     assert cpu_kernels.row_stride(32, 28) == 32          # 28 * 32 = 896 = 56 * 16
     assert cpu_kernels.row_stride(14, 10) == 16          # 160 = 10 * 16
     assert cpu_kernels.row_stride(9, 7) == 9             # no stride within +25%: unchanged
+
+
+@st.composite
+def strided_geometry(draw):
+    """A convolution with stride 2 or 3 (kernel 1..7, so some phases may hold no
+    tap), any padding below the kernel size, and at least one output."""
+    s = draw(st.integers(2, 3))
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    ph, pw = draw(st.integers(0, (kh - 1) // 2)), draw(st.integers(0, (kw - 1) // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), kh - 2 * ph + 3 * s))
+    w = draw(st.integers(max(1, kw - 2 * pw), kw - 2 * pw + 3 * s))
+    return (n, c, h, w), (f, c, kh, kw), s, (ph, pw)
+
+
+@settings(max_examples=40, deadline=None)
+@given(geom=strided_geometry(), seed=st.integers(0, 99),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_strided_kernel_equals_the_layer(geom, seed, dtype):
+    """The phase-split strided plan: output, input, weight and bias gradients of the
+    Conv2D layer, twice on the same buffers."""
+    xs, ws, s, pad = geom
+    rng = np.random.default_rng(seed)
+    x, W, b = _data(rng, xs, ws, dtype, ties=False)
+    conv = nb.Conv2D(ws[1], ws[0], ws[2:], stride=s, padding=pad, dtype=dtype)
+    conv.params["W"], conv.params["b"] = W, b
+    ref = conv.forward(x)
+    dout = rand(np.random.default_rng(seed + 1), *ref.shape, dtype=dtype)
+    conv.zero_grad()
+    dx_r = conv.backward(dout)
+    plan = cpu_kernels.StridedConvPlan(xs, ws, s, pad, dtype)
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    for again in ("", " again"):
+        out = plan.forward(x, W, b).copy()
+        dx, dW, db = plan.backward(dout, True, True)
+        assert_close(out, ref, tol, "out" + again)
+        assert_close(dx, dx_r, tol, "dx" + again)
+        assert_close(dW, conv.grads["W"], tol, "dW" + again)
+        assert_close(db, conv.grads["b"], tol, "db" + again)
+    assert plan.backward(dout, False, False)[0::2] == (None, None)
+
+
+def test_resnet_convolutions_against_pytorch_on_the_kernels():
+    """ResNet-15's geometries (7x7 stem, 3x3 stride 1 and 2) on the compiled plans,
+    float64: PyTorch's values and gradients."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(4)
+    for xs, ws, s, pad in (((3, 1, 28, 28), (8, 1, 7, 7), 1, 0),
+                           ((3, 4, 11, 11), (4, 4, 3, 3), 1, 1),
+                           ((3, 4, 11, 11), (5, 4, 3, 3), 2, 1),
+                           ((3, 6, 6, 6), (6, 6, 3, 3), 2, 1),
+                           ((3, 6, 3, 3), (6, 6, 3, 3), 2, 1)):
+        x, W, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+        plan = cpu_kernels.plan(xs, ws, (s, s), (pad, pad), np.float64)
+        out = plan.forward(x, W, b).copy()
+        dout = rand(rng, *out.shape)
+        dx, dW, db = plan.backward(dout, True, True)
+        xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+        ot = F.conv2d(xt, Wt, bt, stride=s, padding=pad)
+        ot.backward(torch.tensor(dout))
+        assert_close(out, ot.detach().numpy(), 1e-12, f"out {xs} {ws} s{s}")
+        for got, t, name in ((dx, xt, "dx"), (dW, Wt, "dW"), (db, bt, "db")):
+            assert_close(got, t.grad.numpy(), 1e-12, f"{name} {xs} {ws} s{s}")
+
+
+def test_choice_selects_the_kernels_or_blas(monkeypatch):
+    """CHOICE: "auto" (stride 1, few channels), "kernel" (every equal-stride
+    geometry, the strided plan included) or "blas"; ConvOp follows it and gives the
+    layer's numbers either way."""
+    rng = np.random.default_rng(10)
+    layer = nb.Conv2D(4, 6, 3, stride=2, padding=1, bias=False, dtype="float64")
+    x = rand(rng, 2, 4, 9, 9)
+    ref = layer.forward(x)
+    dout = rand(rng, *ref.shape)
+    layer.zero_grad()
+    dx_r = layer.backward(dout)
+    dW_r = layer.grads["W"].copy()
+    for choice, kind in (("auto", "fast"), ("kernel", "kernel"), ("blas", "fast")):
+        monkeypatch.setattr(cpu_kernels, "CHOICE", choice)
+        op = ops.ConvOp(layer, first=False)
+        out = op.forward(x)
+        assert op.cache[0] == kind, choice
+        if kind == "kernel":
+            assert isinstance(op.cache[1], cpu_kernels.StridedConvPlan)
+        assert_close(out, ref, 1e-12, f"out {choice}")
+        assert_close(op.backward(dout), dx_r, 1e-12, f"dx {choice}")
+        assert_close(layer.grads["W"], dW_r, 1e-12, f"dW {choice}")
+    assert not cpu_kernels.applies((2, 4, 9, 9), (6, 4, 3, 3), (1, 2), (1, 1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resnet_fit_on_the_kernels_equals_reference(monkeypatch, dtype):
+    """A small bottleneck ResNet (7x7 stem, stride-2 3x3s) through nb.fit with every
+    convolution larger than 1x1 on the compiled kernels: the reference layers'
+    history and weights."""
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((24, 1, 20, 20)).astype(dtype)
+    y = rng.integers(0, 10, 24)
+    runs, built = {}, []
+    plan = cpu_kernels.plan
+    monkeypatch.setattr(cpu_kernels, "plan", lambda *a: built.append(plan(*a)) or built[-1])
+    for name, choice, engine in (("kernels", "kernel", True), ("reference", "auto", False)):
+        monkeypatch.setattr(cpu_kernels, "CHOICE", choice)
+        nb.seed(0)
+        m = nb.models.ResNet((1, 1), channels=(8, 16), stem_channels=8, input_size=20,
+                             dtype=dtype)
+        hist = nb.fit(m, nb.SoftmaxCrossEntropy(), nb.SGD(m.parameters(), lr=0.05,
+                                                          momentum=0.9),
+                      X, y, epochs=2, batch_size=8, progress=False, engine=engine)
+        runs[name] = hist, m.state_dict()
+    # the stem (stride 1), the stride-1 and the stride-2 3x3 ran on compiled plans
+    geoms = {(type(p).__name__, p.x_shape[1:], p.W_shape) for p in built}
+    assert ("ConvPlan", (1, 20, 20), (8, 1, 7, 7)) in geoms
+    assert ("ConvPlan", (2, 7, 7), (2, 2, 3, 3)) in geoms
+    assert ("StridedConvPlan", (4, 7, 7), (4, 4, 3, 3)) in geoms
+    (h1, w1), (h0, w0) = runs["kernels"], runs["reference"]
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for k in h1:
+        assert_close(np.array(h1[k], float), np.array(h0[k], float), tol, k)
+    for k in w1:
+        assert_close(w1[k], w0[k], tol, k)

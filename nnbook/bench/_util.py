@@ -239,3 +239,50 @@ def gpu_refusal(prog):
         return (f"error: {prog}: numba-cuda is in simulator mode (NUMBA_ENABLE_CUDASIM or "
                 "NNBOOK_KERNELS_SIM set); unset it to time the GPU")
     return None
+
+
+def conv_times(x_shape, W_shape, stride=(1, 1), padding=(0, 0), first=False, pool=False,
+               reps=15, seed=0):
+    """Seconds per call of one float32 convolution as the training engine runs it,
+    forward and backward, with the compiled kernels (``"kernel"``: the stride-1 or
+    the phase-split strided plan of :mod:`nnbook.engine.cpu_kernels`, whatever the
+    engine's rule) and with BLAS (``"numpy"``: the row-lowered or im2col op), timed
+    alternately, the fastest of ``reps`` calls each (what a call costs when no other
+    process takes the CPU).  ``pool``: the convolution with the 2x2 max-pool and ReLU
+    after it, as one op.  Also ``"engine"``: which of the two the engine's rule picks.
+    Without numba only ``"numpy"`` is timed."""
+    import numpy as np  # noqa: PLC0415
+
+    import nnbook as nb  # noqa: PLC0415
+    from nnbook.engine import cpu_kernels, ops  # noqa: PLC0415
+    rng = np.random.default_rng(seed)
+    conv = nb.Conv2D(W_shape[1], W_shape[0], W_shape[2:], stride=stride, padding=padding,
+                     dtype="float32")
+    x = rng.random(x_shape, dtype=np.float32)
+    kinds = ("kernel", "numpy") if cpu_kernels.HAVE_NUMBA else ("numpy",)
+    choice = {"kernel": "kernel", "numpy": "blas"}
+    res = {"engine": "kernel" if cpu_kernels.applies(x_shape, W_shape, tuple(stride),
+                                                     tuple(padding)) else "numpy"}
+    saved, op = cpu_kernels.CHOICE, {}
+    try:
+        for kind in kinds:
+            cpu_kernels.CHOICE = choice[kind]
+            op[kind] = (ops.ConvPoolOp(conv, nb.MaxPool2D(2), first, relu=nb.ReLU()) if pool
+                        else ops.ConvOp(conv, first))
+            out = op[kind].forward(x)
+        d = rng.random(out.shape, dtype=np.float32)
+        t = {k: ([], []) for k in kinds}
+        for _ in range(reps + 1):                # the first round: warm-up
+            for kind in kinds:
+                cpu_kernels.CHOICE = choice[kind]
+                t0 = time.perf_counter()
+                op[kind].forward(x)
+                t1 = time.perf_counter()
+                op[kind].backward(d)
+                t[kind][0].append(t1 - t0)
+                t[kind][1].append(time.perf_counter() - t1)
+    finally:
+        cpu_kernels.CHOICE = saved
+    for kind in kinds:
+        res[kind] = {"forward_s": min(t[kind][0][1:]), "backward_s": min(t[kind][1][1:])}
+    return res

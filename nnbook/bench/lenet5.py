@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from ._util import (
+    conv_times,
     cpu_bench_args,
     import_torch,
     machine,
@@ -63,20 +64,12 @@ LAYERS = {"conv1": ((128, 1, 28, 28), (6, 1, 5, 5), (2, 2), True),
 
 def layer_times(reps=15):
     """Seconds per batch of LeNet-5's two convolution + pool + ReLU stages, forward
-    and backward, as the engine runs them: the compiled kernel (``"kernel"``) and the
-    NumPy row-lowered op (``"numpy"``), timed alternately, the fastest of ``reps``
-    calls each (what a call costs when no other process takes the CPU); with the
-    arithmetic each executes and the useful arithmetic (GFLOP per batch)."""
-    import numpy as np  # noqa: PLC0415
-
-    import nnbook as nb  # noqa: PLC0415
-    from nnbook.engine import cpu_kernels, ops  # noqa: PLC0415
-    rng = np.random.default_rng(0)
+    and backward, on the compiled kernel and on BLAS (see
+    :func:`nnbook.bench._util.conv_times`), with the arithmetic each executes and the
+    useful arithmetic (GFLOP per batch)."""
+    from nnbook.engine import cpu_kernels  # noqa: PLC0415
     res = {}
-    kinds = ("kernel", "numpy") if cpu_kernels.HAVE_NUMBA else ("numpy",)
     for name, (xs, ws, pad, first) in LAYERS.items():
-        conv = nb.Conv2D(ws[1], ws[0], ws[2:], padding=pad, dtype="float32")
-        x = rng.random(xs, dtype=np.float32)
         N, C, H, Wd = xs
         F, _, kh, kw = ws
         Hp, Wp = H + 2 * pad[0], Wd + 2 * pad[1]
@@ -90,31 +83,9 @@ def layer_times(reps=15):
         # gradient on the Hp x Ws grid
         grid = useful * Ws // Wo
         direct = 2 * grid + (0 if first else 2 * N * C * F * kh * kw * Hp * Ws)
-        entry = {"gflop_useful": passes * useful / 1e9, "gflop_numpy": passes * banded / 1e9,
-                 "gflop_kernel": direct / 1e9}
-        op = {}
-        saved = cpu_kernels.ENABLED
-        try:
-            for kind in kinds:
-                cpu_kernels.ENABLED = kind == "kernel"
-                op[kind] = ops.ConvPoolOp(conv, nb.MaxPool2D(2), first, relu=nb.ReLU())
-                out = op[kind].forward(x)
-            d = rng.random(out.shape, dtype=np.float32)
-            t = {k: ([], []) for k in kinds}
-            for _ in range(reps + 1):                # the first round: warm-up
-                for kind in kinds:
-                    cpu_kernels.ENABLED = kind == "kernel"
-                    t0 = time.perf_counter()
-                    op[kind].forward(x)
-                    t1 = time.perf_counter()
-                    op[kind].backward(d)
-                    t[kind][0].append(t1 - t0)
-                    t[kind][1].append(time.perf_counter() - t1)
-        finally:
-            cpu_kernels.ENABLED = saved
-        for kind in kinds:
-            entry[kind] = {"forward_s": min(t[kind][0][1:]), "backward_s": min(t[kind][1][1:])}
-        res[name] = entry
+        res[name] = {"gflop_useful": passes * useful / 1e9,
+                     "gflop_numpy": passes * banded / 1e9, "gflop_kernel": direct / 1e9,
+                     **conv_times(xs, ws, padding=pad, first=first, pool=True, reps=reps)}
     return res
 
 

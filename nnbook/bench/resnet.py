@@ -13,12 +13,16 @@ same thread count, alternating A B A B with a pause before each timed call.  Bef
 timing, the two models are checked to compute the same outputs and gradients on one
 batch.  Reports each time and the median of the per-round ratios nnbook / PyTorch
 (below 1 means nnbook is faster).
+
+It also times every convolution larger than 1x1 (``layers``), forward and backward
+for one batch, on the engine's compiled kernels and on BLAS, and says which one the
+engine runs (see :func:`nnbook.bench._util.conv_times`).
 """
 from __future__ import annotations
 
 import os
 
-from ._util import (cpu_bench_args, import_torch, machine, median, mnist_digits,
+from ._util import (conv_times, cpu_bench_args, import_torch, machine, median, mnist_digits,
                     paired_rounds, stamp, torch_sgd_epoch, write_json)
 
 
@@ -156,11 +160,41 @@ def max_difference(model, tm, x, y, torch):
             m.p = p
 
 
+def conv_layers(model, x):
+    """``{name: (x_shape, W_shape, stride, padding, first)}`` of every convolution of
+    ``model`` larger than 1x1 (the 1x1 ones are a single matrix product in the
+    engine), from one evaluation-mode forward pass of ``x``."""
+    from nnbook.conv import Conv2D  # noqa: PLC0415
+    from nnbook.models import all_layers  # noqa: PLC0415
+    seen, saved = {}, []
+    convs = [l for l in all_layers(model) if type(l) is Conv2D and l.kernel_size != (1, 1)]
+    for k, l in enumerate(convs):
+        def fwd(a, l=l, k=k, f=l.forward):
+            C, F = l.params["W"].shape[1], l.params["W"].shape[0]
+            kh, kw = l.kernel_size
+            name = f"{kh}x{kw}/{l.stride[0]} {C}->{F} @{a.shape[2]}x{a.shape[3]}"
+            seen.setdefault(name, (tuple(a.shape), tuple(l.params["W"].shape), l.stride,
+                                   l.padding, l is model.layers[0]))
+            return f(a)
+        saved.append(l)
+        l.forward = fwd
+    was = model.training
+    model.eval()
+    try:
+        model.forward(x)
+    finally:
+        model.train(was)
+        for l in saved:
+            del l.forward
+    return seen
+
+
 def main(argv=()):
     args = cpu_bench_args("python -m nnbook bench resnet", __doc__, "--images", 1024,
                           "training images per pass", argv)
 
     import nnbook as nb  # noqa: PLC0415
+    from nnbook.engine import cpu_kernels  # noqa: PLC0415
     from nnbook.models import ResNet15  # noqa: PLC0415
     torch = import_torch(args.threads)
     if torch is None:
@@ -191,6 +225,7 @@ def main(argv=()):
         tm.train()
         torch_sgd_epoch(tm, topt, tloss, Xt, yt, bs)
 
+    layers = {name: conv_times(*geom) for name, geom in conv_layers(model, X[:bs]).items()}
     load_before = os.getloadavg()[0]
     times, rel = paired_rounds({"nnbook": run_nnbook, "pytorch": run_torch}, args.rounds,
                                peer="pytorch")
@@ -204,6 +239,7 @@ def main(argv=()):
            "nnbook_s": t_nb, "pytorch_s": t_pt, "ratios": ratios,
            "median_nnbook_s": median(t_nb), "median_pytorch_s": median(t_pt),
            "median_ratio": median(ratios), "load_average_1min": [load_before, load_after],
+           "layers": layers, "compiled_kernels": cpu_kernels.available(),
            "torch": torch.__version__, **machine(), **stamp()}
     print(f"machine: {res['cpu']} ({res['cpu_count']} CPUs), numpy {res['numpy']}, "
           f"torch {res['torch']}, {args.threads} threads")
@@ -211,6 +247,12 @@ def main(argv=()):
     print(f"median: nnbook {res['median_nnbook_s']:.3f} s, PyTorch "
           f"{res['median_pytorch_s']:.3f} s, median paired ratio {res['median_ratio']:.3f} "
           f"(goal <= 1.5)")
+    print("convolutions larger than 1x1, per batch of 128, forward + backward (fastest "
+          "of 15): compiled kernel vs BLAS, and what the engine runs")
+    for name, e in layers.items():
+        print(f"  {name:22s} " + ", ".join(
+            f"{k} {1e3 * e[k]['forward_s']:.2f} + {1e3 * e[k]['backward_s']:.2f} ms"
+            for k in ("kernel", "numpy") if k in e) + f"  -> {e['engine']}")
     if args.out:
         write_json(args.out, res)
     return 0

@@ -25,6 +25,16 @@ following layout:
   extra zero columns are exactly the horizontal padding a "full" convolution
   needs).
 
+A strided convolution (a ResNet's stride-2 3x3) is split into its stride-1 parts:
+the padded input's s*s phases (every s-th row and column from offset (a, b)), each
+convolved with the taps of the filter that land on it (:class:`StridedConvPlan`).
+
+Which convolutions the engine gives to these kernels is decided by measurement
+(:func:`applies`, ``python -m nnbook bench lenet5`` and ``bench resnet``): they win
+where BLAS must either multiply thin matrices or pad a band with zeros, and there
+are few channels (LeNet-5's first layer); with tens to hundreds of channels (every
+convolution of a ResNet) the arithmetic is a good matrix product and BLAS wins.
+
 Every kernel is compiled once per dtype and cached on disk (``cache=True``).
 Without numba (``HAVE_NUMBA`` False) the engine runs its NumPy ops instead; the
 results are the same up to float rounding order.
@@ -50,9 +60,16 @@ ENABLED = True            # tests switch the compiled kernels off to compare
 # compiled, 5.8 ms row-lowered; 6 -> 16 on 14x14: 9.3 ms compiled, 5.7 ms
 # row-lowered.  Whole LeNet-5 passes on two threads, 5 paired rounds against
 # PyTorch: conv1 compiled only 1.13x PyTorch's time, both compiled 1.25x, neither
-# 1.59x.  Layers with many channels (ResNets: 64 to 512) keep BLAS too.
+# 1.59x.  ResNet-15's convolutions larger than 1x1 (batch 128, 28x28 input, fastest
+# of 25 alternated calls, forward + backward): 7x7 stem 1 -> 64 43.6 ms compiled,
+# 23.8 ms BLAS; 3x3 16 -> 16 11.4 vs 7.0; stride-2 3x3 32, 64 and 128 channels 17.8
+# vs 9.1, 41.4 vs 6.4, 135 vs 9.4: BLAS everywhere, as for ResNet-57's stride-1 3x3s.
 MAX_WORK_CHANNELS = 32
-COMPILE_S = {}            # seconds spent compiling (or loading from the cache), by dtype
+# "auto": the rule above; "kernel": every geometry the kernels handle (stride 1, and
+# equal strides through the phase split of StridedConvPlan), as the benchmarks
+# measure them against BLAS; "blas": none.
+CHOICE = "auto"
+COMPILE_S = {}            # seconds spent compiling (or loading from the cache), by kernels
 
 
 def available():
@@ -61,10 +78,23 @@ def available():
 
 
 def applies(x_shape, W_shape, stride, padding):
-    """Whether a convolution of this geometry runs on the compiled kernels: stride 1
-    and few channels (many channels: BLAS products win)."""
+    """Whether a convolution of this geometry runs on the compiled kernels: by
+    default (``CHOICE == "auto"``) stride 1 and few channels (many channels, or a
+    stride: BLAS products win, measured by ``python -m nnbook bench resnet``)."""
+    if not available() or CHOICE == "blas" or stride[0] != stride[1]:
+        return False
+    if CHOICE == "kernel":
+        return True
     F, C = W_shape[0], W_shape[1]
-    return available() and tuple(stride) == (1, 1) and C * F <= MAX_WORK_CHANNELS
+    return tuple(stride) == (1, 1) and C * F <= MAX_WORK_CHANNELS
+
+
+def plan(x_shape, W_shape, stride, padding, dtype):
+    """The compiled plan of a convolution without pool: :class:`ConvPlan` for stride
+    1, :class:`StridedConvPlan` otherwise."""
+    if tuple(stride) == (1, 1):
+        return ConvPlan(x_shape, W_shape, padding, dtype, False, False)
+    return StridedConvPlan(x_shape, W_shape, stride[0], padding, dtype)
 
 
 if HAVE_NUMBA:
@@ -267,6 +297,112 @@ if HAVE_NUMBA:
                         for j in range(Wd):
                             di[j] = ai[j]
 
+    # Strided convolutions (a ResNet's stride-2 3x3): the padded input split into its
+    # s*s *phases*, P_ab[c, u, v] = xpad[c, s*u + a, s*v + b], each a flat plane like
+    # the ones above.  With r = s*r' + a and t = s*t' + b, output (i, j) reads
+    # xpad[c, s*(i + r') + a, s*(j + t') + b] = P_ab[c, i + r', j + t']: a strided
+    # convolution is the sum of s*s stride-1 ones, phase ab with the sub-filter
+    # W[:, :, a::s, b::s] (3x3, s = 2: 2x2, 2x1, 1x2 and 1x1, the 9 taps once).
+    @njit(**_OPTS)
+    def _split_phases(n, x, xph, s, ph, pw, Ws, Hq, Wq):
+        """xph[n, a*s + b, c, u*Ws + v] = x[n, c, s*u + a - ph, s*v + b - pw] where that
+        lies inside x (the rest of xph is zero from its allocation, never written)."""
+        C, H, Wd = x.shape[1], x.shape[2], x.shape[3]
+        for a in range(s):
+            for b in range(s):
+                for c in range(C):
+                    pl = xph[n, a * s + b, c]
+                    xs = x[n, c]
+                    for u in range(Hq):
+                        i = s * u + a - ph
+                        if i < 0 or i >= H:
+                            continue
+                        for v in range(Wq):
+                            j = s * v + b - pw
+                            if j >= 0 and j < Wd:
+                                pl[u * Ws + v] = xs[i, j]
+
+    @njit(**_OPTS)
+    def _forward_strided(n0, n1, x, xph, subW, phase, s, ph, pw, Ws, Hq, Wq, Ho, Wo, b,
+                         out, acc):
+        """Strided convolution (+ bias) of the images n0 <= n < n1 into out
+        (N, F, Ho, Wo): the phases of each image (:func:`_split_phases`), then one
+        stride-1 pass per phase ``phase[q]`` with its sub-filter ``subW[q]``; acc
+        (F, >= Ho*Ws): scratch."""
+        F = out.shape[1]
+        L = Ho * Ws
+        for n in range(n0, n1):
+            _split_phases(n, x, xph, s, ph, pw, Ws, Hq, Wq)
+            for f in range(F):
+                bf = b[f]
+                a = acc[f]
+                for p in range(L):
+                    a[p] = bf
+            for q in range(len(subW)):
+                _corr(acc, xph[n, phase[q]], 0, subW[q], Ws, L)
+            for f in range(F):
+                a = acc[f]
+                o = out[n, f]
+                for i in range(Ho):
+                    ai = a[i * Ws:i * Ws + Wo]
+                    oi = o[i]
+                    for j in range(Wo):
+                        oi[j] = ai[j]
+
+    @njit(**_OPTS)
+    def _backward_strided(n0, n1, dout, xph, subWflipT, phase, offs, s, ph, pw, Ws, Hq, Wq,
+                          Ho, Wo, M, need_dx, dx, dWsub, dbk, dk, accx):
+        """Gradients of :func:`_forward_strided`: dx (N, C, H, W) if ``need_dx``, the
+        sub-filters' gradients added to ``dWsub[q]``, the bias's to dbk.  dk (F, M +
+        ...): the output gradient on the flat grid after a zero margin of M; phase q's
+        input gradient is the full correlation of it with the turned sub-filter
+        ``subWflipT[q]`` (C, F, ., .), read from offset ``offs[q]``; accx (C,
+        >= Hq*Ws): scratch."""
+        F = dout.shape[1]
+        L = Ho * Ws
+        zero = np.zeros(1, dk.dtype)[0]
+        for n in range(n0, n1):
+            for f in range(F):
+                e = dk[f, M:M + L]
+                for p in range(L):
+                    e[p] = 0
+                g0 = dout[n, f]
+                sm = zero
+                for i in range(Ho):
+                    for j in range(Wo):
+                        g = g0[i, j]
+                        e[i * Ws + j] = g
+                        sm += g
+                dbk[f] += sm
+            for q in range(len(dWsub)):
+                _dots(dWsub[q], dk, M, xph[n, phase[q]], Ws, L, zero)
+            if not need_dx:
+                continue
+            C, H, Wd = dx.shape[1], dx.shape[2], dx.shape[3]
+            if len(dWsub) < s * s:              # phases no tap reads: zero gradient
+                for c in range(C):
+                    for i in range(H):
+                        for j in range(Wd):
+                            dx[n, c, i, j] = 0
+            for q in range(len(dWsub)):
+                a0, b0 = phase[q] // s, phase[q] % s
+                for c in range(C):
+                    ac = accx[c]
+                    for p in range(Hq * Ws):
+                        ac[p] = 0
+                _corr(accx, dk, offs[q], subWflipT[q], Ws, Hq * Ws)
+                for c in range(C):
+                    ac = accx[c]
+                    dxs = dx[n, c]
+                    for u in range(Hq):
+                        i = s * u + a0 - ph
+                        if i < 0 or i >= H:
+                            continue
+                        for v in range(Wq):
+                            j = s * v + b0 - pw
+                            if j >= 0 and j < Wd:
+                                dxs[i, j] = ac[u * Ws + v]
+
 
 _POOL = None
 
@@ -371,21 +507,98 @@ class ConvPlan:
         return (self.dx if need_dx else None), dW, db
 
 
-def _compiled(dtype):
-    """Compile (or load from numba's cache) the kernels for ``dtype`` once, on a tiny
+class StridedConvPlan:
+    """Buffers of the compiled strided convolution (+ bias; no pool or ReLU) for one
+    geometry, kept across steps; see :func:`_forward_strided`."""
+
+    def __init__(self, x_shape, W_shape, stride, padding, dtype):
+        N, C, H, Wd = x_shape
+        F, _, kh, kw = W_shape
+        s = int(stride)
+        ph, pw = padding
+        self.s, self.ph, self.pw = s, ph, pw
+        Hp, Wp = H + 2 * ph, Wd + 2 * pw
+        self.Ho, self.Wo = (Hp - kh) // s + 1, (Wp - kw) // s + 1
+        self.Hq, self.Wq = -(-Hp // s), -(-Wp // s)
+        # the phases some tap reads, and their sub-filters' shapes
+        self.phases = [(a, b) for a in range(s) for b in range(s) if a < kh and b < kw]
+        self.sub = [(-(-(kh - a) // s), -(-(kw - b) // s)) for a, b in self.phases]
+        kh0, kw0 = self.sub[0]
+        # a row must end in at least kw0 - 1 zero columns (the full correlation of the
+        # input gradient reads them as the left border of the next row)
+        self.Ws = Ws = row_stride(max(self.Wq, self.Wo + kw0 - 1), self.Ho)
+        self.M = (kh0 - 1) * Ws + kw0 - 1
+        self.offs = np.array([self.M - ((sh - 1) * Ws + sw - 1) for sh, sw in self.sub],
+                             np.int64)
+        self.phase = np.array([a * s + b for a, b in self.phases], np.int64)
+        self.x_shape, self.W_shape = tuple(x_shape), tuple(W_shape)
+        dt = np.dtype(dtype)
+        self.chunks = chunks = max(1, min(N, threads()))
+        self.xph = np.zeros((N, s * s, C, (max(self.Hq, self.Ho + kh0) + 1) * Ws + kw0), dt)
+        self.out = np.empty((N, F, self.Ho, self.Wo), dt)
+        self.acc = np.empty((chunks, F, self.Ho * Ws), dt)
+        self.accx = np.empty((chunks, C, self.Hq * Ws), dt)
+        self.dk = np.zeros((chunks, F, self.M + (self.Hq + kh0 + 1) * Ws + kw0), dt)
+        self.dW_part = [np.empty((chunks, F, C, sh, sw), dt) for sh, sw in self.sub]
+        self.db_part = np.empty((chunks, F), dt)
+        self.dx = np.empty(x_shape, dt)
+        self.zero_b = np.zeros(F, dt)
+
+    def forward(self, x, W, b):
+        """The layer's output (a buffer of this plan, overwritten by the next call)."""
+        x = np.ascontiguousarray(x)
+        s = self.s
+        self.W = W
+        subW = tuple(np.ascontiguousarray(W[:, :, a::s, b::s]) for a, b in self.phases)
+        _compiled(W.dtype, strided=True)
+        b = self.zero_b if b is None else b
+        N = x.shape[0]
+        _run_chunks(self.chunks, lambda k: _forward_strided(
+            k * N // self.chunks, (k + 1) * N // self.chunks, x, self.xph, subW, self.phase,
+            s, self.ph, self.pw, self.Ws, self.Hq, self.Wq, self.Ho, self.Wo, b, self.out,
+            self.acc[k]))
+        return self.out
+
+    def backward(self, dout, need_dx, has_b):
+        """``(dx, dW, db)`` from the gradient of the output (dx None unless
+        ``need_dx``, db None unless ``has_b``)."""
+        W, s = self.W, self.s
+        dout = np.ascontiguousarray(dout, dtype=W.dtype)
+        flipT = tuple(np.ascontiguousarray(W[:, :, a::s, b::s][:, :, ::-1, ::-1]
+                                           .transpose(1, 0, 2, 3)) for a, b in self.phases)
+        N, need_dx = dout.shape[0], bool(need_dx)
+        for p in self.dW_part:
+            p.fill(0)
+        self.db_part.fill(0)
+        _run_chunks(self.chunks, lambda k: _backward_strided(
+            k * N // self.chunks, (k + 1) * N // self.chunks, dout, self.xph, flipT,
+            self.phase, self.offs, s, self.ph, self.pw, self.Ws, self.Hq, self.Wq, self.Ho,
+            self.Wo, self.M, need_dx, self.dx, tuple(p[k] for p in self.dW_part),
+            self.db_part[k], self.dk[k], self.accx[k]))
+        dW = np.empty(self.W_shape, W.dtype)
+        for (a, b), p in zip(self.phases, self.dW_part):
+            p.sum(axis=0, out=dW[:, :, a::s, b::s])
+        db = self.db_part.sum(axis=0) if has_b else None
+        return (self.dx if need_dx else None), dW, db
+
+
+def _compiled(dtype, strided=False):
+    """Compile (or load from numba's cache) the kernels for ``dtype`` (the stride-1
+    ones, or with ``strided`` those of :class:`StridedConvPlan`) once, on a tiny
     problem, and record the seconds it took in :data:`COMPILE_S`."""
     dt = np.dtype(dtype)
-    if dt.name in COMPILE_S:
+    key = dt.name + ("-strided" if strided else "")
+    if key in COMPILE_S:
         return
+    COMPILE_S[key] = 0.0                     # no recursion through forward()
     t = time.perf_counter()
-    for pool in (True, False):
-        plan = ConvPlan.__new__(ConvPlan)
-        ConvPlan.__init__(plan, (1, 1, 4, 4), (1, 1, 3, 3), (1, 1), dt, pool, True)
-        COMPILE_S[dt.name] = 0.0             # no recursion through forward()
-        W = np.ones((1, 1, 3, 3), dt)
-        plan.forward(np.ones((1, 1, 4, 4), dt), W, np.zeros(1, dt))
-        plan.backward(np.ones(plan.out.shape, dt), True, True)
-    COMPILE_S[dt.name] = time.perf_counter() - t
+    W = np.ones((1, 1, 3, 3), dt)
+    for pool in ((None,) if strided else (True, False)):
+        p = (StridedConvPlan((1, 1, 5, 5), W.shape, 2, (1, 1), dt) if strided
+             else ConvPlan((1, 1, 4, 4), W.shape, (1, 1), dt, pool, True))
+        p.forward(np.ones(p.x_shape, dt), W, np.zeros(1, dt))
+        p.backward(np.ones(p.out.shape, dt), True, True)
+    COMPILE_S[key] = time.perf_counter() - t
 
 
 def compile_seconds():

@@ -167,8 +167,9 @@ class _PlanCache:
 class ConvOp(_Op):
     """:class:`~nnbook.Conv2D` with the "fast" method: the row-lowering plan (its
     index tables, lowered input and banded weights) and the output kept across steps;
-    a stride-1 convolution with few channels runs on the compiled kernels of
-    :mod:`~nnbook.engine.cpu_kernels` instead (where numba is installed)."""
+    a convolution the compiled kernels of :mod:`~nnbook.engine.cpu_kernels` take
+    (:func:`~nnbook.engine.cpu_kernels.applies`: by default stride 1 with few
+    channels, where numba is installed) runs on them instead."""
     scratch_out = True
 
     @staticmethod
@@ -180,14 +181,15 @@ class ConvOp(_Op):
         self.first = first
         self.owned_dx = not first
         self.plans = _PlanCache(lambda k: _RowLowering(*k[:5]))
-        self.kplans = _PlanCache(lambda k: cpu_kernels.ConvPlan(*k, pool=False, relu=False))
+        self.kplans = _PlanCache(lambda k: cpu_kernels.plan(*k))
 
     def forward(self, x):
         l = self.layer
         W, b = l.params["W"], l.params.get("b")
         if (type(x) is np.ndarray and type(W) is np.ndarray
                 and cpu_kernels.applies(x.shape, W.shape, l.stride, l.padding)):
-            plan = self.kplans.get((tuple(x.shape), tuple(W.shape), l.padding, W.dtype))
+            plan = self.kplans.get((tuple(x.shape), tuple(W.shape), l.stride, l.padding,
+                                    W.dtype))
             self.cache = ("kernel", plan)
             return plan.forward(x, W, b)
         if not _band_ok(x.shape, W.shape, l.padding, l.stride):
