@@ -22,7 +22,7 @@ CATALOGUE = {
     "bench_lenet5": ("LeNet-5 pass over 10k images, nnbook vs PyTorch CPU",
                      "python -m nnbook bench lenet5 --out nnbook/results/bench_lenet5.json"),
     "lenet5_mnist": ("LeNet-5 full MNIST run", "python benchmarks/record_lenet5.py"),
-    "resnet_mnist": ("ResNet-15 vs LeNet-5 on 10k MNIST digits, 5 epochs; ResNet-57 step time",
+    "resnet_mnist": ("ResNet-15, ResNet-57 and LeNet-5 on 10k MNIST digits, 5 epochs",
                      "python benchmarks/record_resnet.py"),
     "bench_resnet": ("ResNet-15 pass over 1,024 digits, nnbook vs PyTorch CPU",
                      "python -m nnbook bench resnet --rounds 7 "
