@@ -546,3 +546,18 @@ def test_run_metaheuristic_population_is_distinct_and_shared(monkeypatch, hidden
         dist[np.diag_indices(popsize)] = np.inf
         assert dist.min() > 1e-3, np.unravel_index(dist.argmin(), dist.shape)
     assert not np.array_equal(seen[("shade", 42)][1:], seen[("shade", 1)][1:])
+
+
+def test_best_epoch_buffers_include_batchnorms_inside_residual_blocks():
+    """run_gradient keeps the running statistics of its best epoch: every batch norm's,
+    those inside residual blocks included (a ResNet's blocks hold most of them)."""
+    from nnbook.metaheuristics.experiment import _buffers, _set_buffers
+    model = nb.models.ResNet((1,), channels=(16,), stem_channels=8, input_size=14)
+    saved = _buffers(model)
+    assert len(saved) == 6                  # stem, three in the block, shortcut, head
+    for l in nb.models.all_layers(model):
+        for v in getattr(l, "buffers", {}).values():
+            v += 1.0
+    _set_buffers(model, saved)
+    bns = [l for l in nb.models.all_layers(model) if getattr(l, "buffers", None)]
+    assert all(np.array_equal(l.buffers[k], s[k]) for l, s in zip(bns, saved) for k in s)

@@ -15,7 +15,7 @@ from ..backend import asarray, get_xp, to_numpy
 from ..conv import Conv2D
 from ..layers import Dense
 from ..losses import MSE, SoftmaxCrossEntropy
-from ..models import Sequential
+from ..models import Sequential, all_layers
 from .evolution import shade
 from .memetic import shade_gd, shade_ils, shade_ils_gd
 from .metrics import accuracy, balanced_accuracy, mse, r2_score
@@ -195,15 +195,19 @@ def run_gradient(data, hidden, optimizer, seed=42, epochs=20, batch_size=32, lr=
             "seconds": time.perf_counter() - t0, "evals": epochs, "params": param_count(model)}
 
 
+def _batchnorms(model):
+    """Every BatchNorm layer of ``model``, inside residual blocks and nested
+    Sequentials too, in a fixed order."""
+    return [l for l in all_layers(model) if type(l) in _BN]
+
+
 def _buffers(model):
     """Copies of the BatchNorm running statistics (an empty list without BatchNorm)."""
-    if not isinstance(model, Sequential):
-        return []
-    return [{k: v.copy() for k, v in l.buffers.items()} for l in model.layers if type(l) in _BN]
+    return [{k: v.copy() for k, v in l.buffers.items()} for l in _batchnorms(model)]
 
 
 def _set_buffers(model, saved):
-    for l, b in zip([l for l in model.layers if type(l) in _BN], saved):
+    for l, b in zip(_batchnorms(model), saved):
         l.buffers.update(b)
 
 
