@@ -25,7 +25,7 @@ CATALOGUE = {
     "resnet_mnist": ("ResNet-15, ResNet-57 and LeNet-5 on 10k MNIST digits, 5 epochs",
                      "python benchmarks/record_resnet.py"),
     "bench_resnet": ("ResNet-15 pass over 1,024 digits, nnbook vs PyTorch CPU",
-                     "python -m nnbook bench resnet --rounds 7 "
+                     "python -m nnbook bench resnet --rounds 9 "
                      "--out nnbook/results/bench_resnet.json"),
     "gpu_dense": ("own dense GPU kernels vs cuBLAS, MLP on GPU",
                   "python -m nnbook bench gpu"),
