@@ -1,6 +1,7 @@
 """Reference answers of the exercises of "Deeper networks" (``deeper.*``)."""
 import numpy as np
 
+import nnbook as nb
 from nnbook.exercises.build import Solution
 
 
@@ -187,6 +188,157 @@ def _adamw_cases(rng):
             (np.ones(2), rng.normal(size=(3, 2)) * 1e-3)]
 
 
+# --- 6. a bottleneck block's parameters -------------------------------------------------
+def bottleneck_params(c_in, c_out, stride):
+    w = max(1, c_out // 4)                        # the inner width
+    conv = c_in * w + 9 * w * w + w * c_out       # 1x1, 3x3, 1x1; no biases
+    bn = 2 * (w + w + c_out)                      # gamma and beta of the three norms
+    if stride != 1 or c_in != c_out:              # projection: 1x1 conv + batch norm
+        conv += c_in * c_out
+        bn += 2 * c_out
+    return conv + bn
+
+
+def _bottleneck_cases(rng):
+    out = [(64, 64, 1), (64, 128, 2), (128, 128, 1), (64, 256, 1), (16, 16, 2),
+           (256, 512, 2), (3, 2, 1), (10, 6, 1), (1, 1, 1)]
+    for _ in range(3):
+        c_in, c_out = (int(c) for c in rng.integers(1, 200, size=2))
+        out.append((c_in, c_out, int(rng.integers(1, 3))))
+    for c_in, c_out, stride in out:                # the same count as nnbook's layer
+        block = nb.Bottleneck(c_in, c_out, stride=stride)
+        n = sum(int(np.prod(q.shape)) for q in block.parameters())
+        if n != bottleneck_params(c_in, c_out, stride):
+            raise AssertionError(f"Bottleneck({c_in}, {c_out}, stride={stride}): nnbook "
+                                 f"has {n} parameters")
+    return out
+
+
+def _bottleneck_no_projection(c_in, c_out, stride):
+    w = max(1, c_out // 4)
+    return c_in * w + 9 * w * w + w * c_out + 2 * (w + w + c_out)
+
+
+def _bottleneck_projection_on_stride_only(c_in, c_out, stride):
+    n = bottleneck_params(c_in, c_out, stride)
+    if stride == 1 and c_in != c_out:
+        n -= c_in * c_out + 2 * c_out
+    return n
+
+
+def _bottleneck_conv_bias(c_in, c_out, stride):
+    w = max(1, c_out // 4)
+    n = bottleneck_params(c_in, c_out, stride) + w + w + c_out
+    return n + (c_out if stride != 1 or c_in != c_out else 0)
+
+
+def _bottleneck_no_bn(c_in, c_out, stride):
+    w = max(1, c_out // 4)
+    n = bottleneck_params(c_in, c_out, stride) - 2 * (w + w + c_out)
+    return n - (2 * c_out if stride != 1 or c_in != c_out else 0)
+
+
+# --- 7. inverted dropout ----------------------------------------------------------------
+def dropout_forward_backward(x, mask, p, dout):
+    scale = mask / (1.0 - p)                      # kept units scaled up in training
+    return x * scale, dout * scale
+
+
+def _dropout_cases(rng):
+    out = []
+    for shape, p in (((4, 6), 0.5), ((3, 5), 0.2), ((2, 3, 4, 4), 0.3), ((1, 8), 0.75),
+                     ((5, 7), 0.95), ((6, 3), 0.999)):
+        out.append((rng.normal(size=shape), rng.random(shape) >= p, p,
+                    rng.normal(size=shape)))
+    out.append((rng.normal(size=(3, 4)), np.ones((3, 4), dtype=bool), 0.0,
+                rng.normal(size=(3, 4))))                          # p = 0: the identity
+    out.append((rng.normal(size=(2, 5)), np.zeros((2, 5), dtype=bool), 0.5,
+                rng.normal(size=(2, 5))))                          # every unit dropped
+    for p in (0.0, 0.3, 0.9):                        # the same as nnbook's layer
+        nb.seed(0)
+        layer = nb.Dropout(p)
+        x, dout = rng.normal(size=(20, 30)) + 5.0, rng.normal(size=(20, 30))
+        y = layer.forward(x)
+        keep = y != 0
+        want_y, want_dx = dropout_forward_backward(x, keep, p, dout)
+        if not (np.allclose(y, want_y, rtol=1e-12)
+                and np.allclose(layer.backward(dout), want_dx, rtol=1e-12)):
+            raise AssertionError(f"Dropout({p}): nnbook disagrees with the reference")
+    return out
+
+
+def _dropout_scaled_at_test_time(x, mask, p, dout):
+    return x * mask, dout * mask
+
+
+def _dropout_dx_not_scaled(x, mask, p, dout):
+    return x * mask / (1.0 - p), dout * mask
+
+
+def _dropout_scaled_by_p(x, mask, p, dout):
+    return x * mask * p, dout * mask * p
+
+
+# --- 8. early stopping ------------------------------------------------------------------
+def early_stopping(val_losses, patience):
+    best, best_epoch = np.inf, -1
+    for epoch, loss in enumerate(val_losses):     # epochs counted from 0
+        if loss < best:                           # a tie is no improvement
+            best, best_epoch = loss, epoch
+        if epoch - best_epoch >= patience:
+            return best_epoch, epoch
+    return best_epoch, None                       # never stopped
+
+
+def _early_cases(rng):
+    curve = np.concatenate([2.0 * np.exp(-np.arange(12) / 4) + 0.3,
+                            0.3 + 0.02 * np.arange(1, 9)]) + 0.01 * rng.normal(size=20)
+    return [(curve, 3),
+            (np.array([1.0, 0.9, 0.9, 0.9, 0.9, 0.8]), 3),      # ties do not improve
+            (np.array([1.0, 1.1, 1.2, 1.3, 1.5, 1.4]), 2),      # never improves
+            (np.array([0.5, 0.4, 0.3, 0.2]), 0),                # patience 0
+            (np.array([0.9, 0.7, 0.6, 0.65, 0.7, 0.61]), 3),    # stops at the last epoch
+            (np.array([0.9, 0.7, 0.6, 0.65, 0.7]), 3),          # ... one epoch short
+            (np.linspace(1.0, 0.1, 10), 2),                     # always improves
+            (np.array([2.0]), 5),
+            (np.array([1.0, 0.8, 0.85, 0.8, 0.79, 0.9, 0.95]), 1),
+            (1.0 + 0.1 * rng.random(30), 4)]
+
+
+def _early_ties_improve(val_losses, patience):
+    best, best_epoch = np.inf, -1
+    for epoch, loss in enumerate(val_losses):
+        if loss <= best:
+            best, best_epoch = loss, epoch
+        if epoch - best_epoch >= patience:
+            return best_epoch, epoch
+    return best_epoch, None
+
+
+def _early_one_late(val_losses, patience):
+    best, best_epoch = np.inf, -1
+    for epoch, loss in enumerate(val_losses):
+        if loss < best:
+            best, best_epoch = loss, epoch
+        if epoch - best_epoch > patience:
+            return best_epoch, epoch
+    return best_epoch, None
+
+
+def _early_one_based(val_losses, patience):
+    best_epoch, stop = early_stopping(val_losses, patience)
+    return best_epoch + 1, None if stop is None else stop + 1
+
+
+def _early_best_of_whole_curve(val_losses, patience):
+    return int(np.argmin(val_losses)), early_stopping(val_losses, patience)[1]
+
+
+def _early_last_epoch_if_never_stopped(val_losses, patience):
+    best_epoch, stop = early_stopping(val_losses, patience)
+    return best_epoch, len(val_losses) - 1 if stop is None else stop
+
+
 SOLUTIONS = {
     "deeper.batchnorm_backward": Solution(
         batchnorm_backward, _bn_cases,
@@ -208,4 +360,22 @@ SOLUTIONS = {
     "deeper.adamw": Solution(
         adamw, _adamw_cases,
         wrong={"L2 penalty inside Adam (Adam's weight_decay)": _adam_l2}),
+    "deeper.bottleneck_params": Solution(
+        bottleneck_params, _bottleneck_cases,
+        wrong={"forgets the projection shortcut": _bottleneck_no_projection,
+               "projects only when the stride is not 1": _bottleneck_projection_on_stride_only,
+               "gives the convolutions a bias": _bottleneck_conv_bias,
+               "forgets the batch norms' gamma and beta": _bottleneck_no_bn}),
+    "deeper.dropout_forward_backward": Solution(
+        dropout_forward_backward, _dropout_cases,
+        wrong={"scales at test time instead of in training": _dropout_scaled_at_test_time,
+               "forgets to scale dx": _dropout_dx_not_scaled,
+               "scales by p instead of 1/(1 - p)": _dropout_scaled_by_p}),
+    "deeper.early_stopping": Solution(
+        early_stopping, _early_cases,
+        wrong={"a tie counts as an improvement": _early_ties_improve,
+               "stops one epoch late (> patience)": _early_one_late,
+               "counts epochs from 1": _early_one_based,
+               "keeps the best epoch of the whole curve": _early_best_of_whole_curve,
+               "reports the last epoch when it never stops": _early_last_epoch_if_never_stopped}),
 }

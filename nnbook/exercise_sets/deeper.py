@@ -43,3 +43,34 @@ register(
     "t = 1). Apply the gradients grads (T, D) in turn to p0 (D,) and return the final p.",
     rtol=1e-7, atol=1e-10,
 )
+
+register(
+    "deeper.bottleneck_params",
+    "Write bottleneck_params(c_in, c_out, stride): the number of trainable parameters of "
+    "nb.Bottleneck(c_in, c_out, stride=stride) as nnbook builds it, counted from the "
+    "shapes, without building the layer. The main path is 1x1 conv (c_in -> w), 3x3 conv "
+    "(w -> w, the stride), 1x1 conv (w -> c_out) with w = max(1, c_out // 4), each "
+    "followed by batch norm (gamma and beta; the running statistics are not trained); "
+    "convolutions before a batch norm have no bias. Where stride != 1 or c_in != c_out "
+    "the shortcut is a 1x1 conv (c_in -> c_out) followed by batch norm, else the identity.",
+)
+
+register(
+    "deeper.dropout_forward_backward",
+    "Write dropout_forward_backward(x, mask, p, dout) for inverted dropout in training "
+    "mode, as nnbook's Dropout computes it: mask (x's shape, boolean) is True where a "
+    "unit is kept (each is dropped with probability p, 0 <= p < 1). Return (out, dx): "
+    "the layer's output for x and the gradient of the loss with respect to x given "
+    "dout = dL/dout.",
+    rtol=1e-12, atol=1e-12,
+)
+
+register(
+    "deeper.early_stopping",
+    "Write early_stopping(val_losses, patience) for the chapter's EarlyStopping rule: "
+    "epochs are counted from 0; after each epoch, its validation loss improves if it is "
+    "strictly below the best so far (the first epoch always does; a tie does not), and "
+    "training stops after the first epoch e with e - best_epoch >= patience. Return "
+    "(best_epoch, stop_epoch) over the epochs of val_losses, with stop_epoch None if "
+    "the rule never stops training.",
+)
