@@ -10,8 +10,8 @@ up to its 300 s limit, where a reader's browser does not).
 The notebooks are read from book/ and executed in memory (the files are not changed).
 Without a working GPU, cells tagged ``gpu`` are skipped (their recorded outputs are what
 the book shows) and the kernels run in numba's CUDA simulator, as in CI.  MNIST must be
-in the cache (``python -m nnbook data fetch mnist``).  Writes the times with the
-machine, the versions, the date and this command.
+in the cache (``python -m nnbook data fetch mnist``).  Writes the times, the 1-minute
+load average before and after, the machine, the versions, the date and this command.
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def main(argv=None):
     paths = [pathlib.Path(a).resolve() for a in args.notebooks] or sorted(
         q for q in book.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
     rows = []
+    load_before = os.getloadavg()[0]
     for path in paths:
         seconds, wall, skipped = run(path, has_gpu)
         name = str(path.relative_to(book).with_suffix(""))
@@ -76,8 +77,11 @@ def main(argv=None):
                      "gpu_cells_skipped": skipped})
         print(f"{name:32s} {seconds:7.1f} s" + (f"  ({skipped} GPU cells skipped)" if skipped else ""),
               flush=True)
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
     write_json(args.out, {**stamp(), **machine(), "gpu": has_gpu, "notebooks": rows,
-                          "total_seconds": round(sum(r["seconds"] for r in rows), 1)})
+                          "total_seconds": round(sum(r["seconds"] for r in rows), 1),
+                          "load_average_1min": [load_before, load_after]})
     print(f"wrote {args.out}")
     return 0
 
