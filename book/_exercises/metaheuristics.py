@@ -125,6 +125,42 @@ def _pbest_cases(rng):
     return out
 
 
+def shade_budget(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train):
+    max_evals = epochs * fes_per_epoch
+    generations = (max_evals - popsize) // popsize
+    return max_evals, generations, max_evals * seconds_per_fe * n_train / n_timed
+
+
+def _budget_cases(rng):
+    out = [(5, 6, 10, 20.0, 256, 256),               # the recorded ResNet-15 run
+           (5, 200, 10, 20.0, 256, 10_000),          # the thesis's budget on 10,000 digits
+           (20, 6, 10, 0.5, 10_000, 10_000),         # LeNet-5's 120 FEs
+           (1, 10, 10, 3.0, 100, 50),                # only the initial population; fewer digits
+           (3, 7, 10, 1.5, 64, 640)]                 # 21 FEs: the last, partial generation
+    for _ in range(3):
+        popsize = int(rng.integers(5, 50))
+        epochs = int(rng.integers(1, 30))
+        per_epoch = int(rng.integers(-(-popsize // epochs), 300))   # budget >= popsize
+        out.append((epochs, per_epoch, popsize, float(rng.uniform(0.01, 30)),
+                    int(rng.integers(32, 2000)), int(rng.integers(100, 60_000))))
+    return out
+
+
+def _budget_initial_as_generation(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train):
+    m, _, s = shade_budget(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train)
+    return m, m // popsize, s
+
+
+def _budget_partial_generation(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train):
+    m, _, s = shade_budget(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train)
+    return m, -(-(m - popsize) // popsize), s
+
+
+def _budget_time_upside_down(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train):
+    m, g, _ = shade_budget(epochs, fes_per_epoch, popsize, seconds_per_fe, n_timed, n_train)
+    return m, g, m * seconds_per_fe * n_timed / n_train
+
+
 SOLUTIONS = {
     "meta.de_rand_1": Solution(
         de_rand_1, _pop_cases,
@@ -148,4 +184,9 @@ SOLUTIONS = {
                    lambda P, pb, r1, xr2, F: P + F[:, None] * (P[pb] - P) + (P[r1] - xr2),
                "F not turned into a column (F[:, None])": lambda P, pb, r1, xr2, F:
                    P + F * (P[pb] - P) + F * (P[r1] - xr2)}),
+    "meta.shade_budget": Solution(
+        shade_budget, _budget_cases,
+        wrong={"the initial population counted as a generation": _budget_initial_as_generation,
+               "the last, partial generation counted": _budget_partial_generation,
+               "the time scaled by n_timed / n_train, upside down": _budget_time_upside_down}),
 }

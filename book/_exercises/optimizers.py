@@ -92,6 +92,39 @@ def rosenbrock_grad(xy):
     return np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)])
 
 
+def accuracy_gap_z(k1, k2, n):
+    p1, p2 = k1 / n, k2 / n
+    return (p1 - p2) / math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+
+
+def _gap_one_se(k1, k2, n):            # the standard error of one accuracy, at their mean
+    p = (k1 + k2) / (2 * n)
+    return (k1 - k2) / n / math.sqrt(p * (1 - p) / n)
+
+
+def _gap_se_added(k1, k2, n):          # standard errors added instead of variances
+    p1, p2 = k1 / n, k2 / n
+    return (p1 - p2) / (math.sqrt(p1 * (1 - p1) / n) + math.sqrt(p2 * (1 - p2) / n))
+
+
+def _gap_variance(k1, k2, n):          # divided by the variance, not its square root
+    p1, p2 = k1 / n, k2 / n
+    return (p1 - p2) / ((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+
+
+def _gap_cases(rng):
+    out = [(801, 768, 1000), (835, 766, 1000),       # the recorded ResNet-15 run
+           (766, 801, 1000),                          # negative: the order matters
+           (500, 500, 1000),                          # equal: z = 0
+           (10, 9, 10), (0, 3, 20),                   # one accuracy at 1 or at 0
+           (206, 213, 256), (7, 3, 12)]               # small test sets
+    for _ in range(2):
+        n = int(rng.integers(50, 20000))
+        k1, k2 = (int(k) for k in rng.integers(1, n, size=2))
+        out.append((k1, k2, n))
+    return out
+
+
 SOLUTIONS = {
     "optim.momentum": Solution(
         momentum, _seq_cases,
@@ -120,4 +153,10 @@ SOLUTIONS = {
                    [-2 * (1 - xy[0]) - 200 * xy[0] * (xy[1] - xy[0] ** 2), 200 * (xy[1] - xy[0] ** 2)]),
                "d/dy forgotten": lambda xy: np.array(
                    [-2 * (1 - xy[0]) - 400 * xy[0] * (xy[1] - xy[0] ** 2), 0.0])}),
+    "optim.accuracy_gap_z": Solution(
+        accuracy_gap_z, _gap_cases,
+        wrong={"one accuracy's standard error for the difference": _gap_one_se,
+               "standard errors added instead of variances": _gap_se_added,
+               "divided by the variance, not the standard error": _gap_variance,
+               "|z|: the sign lost": lambda k1, k2, n: abs(accuracy_gap_z(k1, k2, n))}),
 }

@@ -45,3 +45,16 @@ register(
     "second difference vectors XR2 (NP, D) and per-individual scales F (NP,): "
     "V[i] = P[i] + F[i] (P[pbest[i]] - P[i]) + F[i] (P[r1[i]] - XR2[i]).",
 )
+
+register(
+    "meta.shade_budget",
+    "Budget arithmetic of a metaheuristic against gradient descent. Under the chapter's "
+    "accounting an epoch of gradient descent counts as one FE; the metaheuristic gets "
+    "fes_per_epoch FEs for each of the epochs gradient descent gets. SHADE spends popsize "
+    "FEs on its initial population and popsize FEs on each generation. An FE's time is "
+    "proportional to the number of training digits it evaluates, and took seconds_per_fe "
+    "on n_timed digits. Return (max_evals, generations, seconds): the budget, the number "
+    "of complete generations it leaves after the initial population, and the time of the "
+    "whole budget on n_train digits (the budget is at least popsize).",
+    rtol=1e-9, atol=1e-9,
+)

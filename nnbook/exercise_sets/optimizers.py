@@ -56,3 +56,14 @@ register(
     "compares your formula with finite differences of f.",
     compare=gradient_check(rosenbrock, wrt=0, of="Rosenbrock's function"),
 )
+
+register(
+    "optim.accuracy_gap_z",
+    "Two networks are tested on the same n digits and get k1 and k2 of them right. Estimate "
+    "each accuracy by p = k/n, and its standard error by the standard deviation of that "
+    "binomial estimate with p in place of the true accuracy (about 1.3 points at p = 0.8, "
+    "n = 1000). Treating the two estimates as independent, so that the variance of p1 - p2 "
+    "is the sum of their variances, return z = (p1 - p2) / SE(p1 - p2) as a float, with "
+    "its sign (the cases never have k1 = k2 = 0 or k1 = k2 = n).",
+    rtol=1e-9, atol=1e-12,
+)
