@@ -304,23 +304,33 @@ if HAVE_NUMBA:
     # convolution is the sum of s*s stride-1 ones, phase ab with the sub-filter
     # W[:, :, a::s, b::s] (3x3, s = 2: 2x2, 2x1, 1x2 and 1x1, the 9 taps once).
     @njit(**_OPTS)
+    def _phase_copy(plane, img, s, a, b, ph, pw, Ws, Hq, Wq, to_plane):
+        """Between phase (a, b) of an image's padded plane, flat with row stride Ws, and
+        the image itself (H, W): plane[u*Ws + v] = img[s*u + a - ph, s*v + b - pw] where
+        that lies inside the image (``to_plane``), or the other way round.  Positions
+        outside the image are neither read nor written."""
+        H, Wd = img.shape
+        for u in range(Hq):
+            i = s * u + a - ph
+            if i < 0 or i >= H:
+                continue
+            for v in range(Wq):
+                j = s * v + b - pw
+                if j >= 0 and j < Wd:
+                    if to_plane:
+                        plane[u * Ws + v] = img[i, j]
+                    else:
+                        img[i, j] = plane[u * Ws + v]
+
+    @njit(**_OPTS)
     def _split_phases(n, x, xph, s, ph, pw, Ws, Hq, Wq):
         """xph[n, a*s + b, c, u*Ws + v] = x[n, c, s*u + a - ph, s*v + b - pw] where that
         lies inside x (the rest of xph is zero from its allocation, never written)."""
-        C, H, Wd = x.shape[1], x.shape[2], x.shape[3]
         for a in range(s):
             for b in range(s):
-                for c in range(C):
-                    pl = xph[n, a * s + b, c]
-                    xs = x[n, c]
-                    for u in range(Hq):
-                        i = s * u + a - ph
-                        if i < 0 or i >= H:
-                            continue
-                        for v in range(Wq):
-                            j = s * v + b - pw
-                            if j >= 0 and j < Wd:
-                                pl[u * Ws + v] = xs[i, j]
+                for c in range(x.shape[1]):
+                    _phase_copy(xph[n, a * s + b, c], x[n, c], s, a, b, ph, pw, Ws, Hq, Wq,
+                                True)
 
     @njit(**_OPTS)
     def _forward_strided(n0, n1, x, xph, subW, phase, s, ph, pw, Ws, Hq, Wq, Ho, Wo, b,
@@ -392,16 +402,7 @@ if HAVE_NUMBA:
                         ac[p] = 0
                 _corr(accx, dk, offs[q], subWflipT[q], Ws, Hq * Ws)
                 for c in range(C):
-                    ac = accx[c]
-                    dxs = dx[n, c]
-                    for u in range(Hq):
-                        i = s * u + a0 - ph
-                        if i < 0 or i >= H:
-                            continue
-                        for v in range(Wq):
-                            j = s * v + b0 - pw
-                            if j >= 0 and j < Wd:
-                                dxs[i, j] = ac[u * Ws + v]
+                    _phase_copy(accx[c], dx[n, c], s, a0, b0, ph, pw, Ws, Hq, Wq, False)
 
 
 _POOL = None
