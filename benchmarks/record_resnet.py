@@ -30,7 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import nnbook as nb  # noqa: E402
-from nnbook.bench._util import limit_threads, machine, median, stamp, write_json  # noqa: E402
+from nnbook.bench._util import (  # noqa: E402
+    limit_threads, machine, median, stamp, train_test_epoch, write_json)
 from nnbook.models import LeNet5, ResNet15, ResNet57  # noqa: E402
 
 
@@ -51,20 +52,12 @@ def train(name, model, Xtr, ytr, Xte, yte, args):
            "seconds_per_epoch": [], "seconds_test": [], "load_average_1min": []}
     for epoch in range(args.epochs):
         opt.lr = args.lr * (0.1 if epoch >= decay_at else 1.0)
-        t = time.perf_counter()
-        h = nb.fit(model, loss, opt, Xtr, ytr, epochs=1, batch_size=128, progress=False)
-        sec = time.perf_counter() - t
-        t = time.perf_counter()
-        tl, ta = nb.evaluate(model, loss, Xte, yte, batch_size=500)
-        sec_test = time.perf_counter() - t
-        for k, v in (("train_loss", h["loss"][0]), ("train_acc", h["acc"][0]),
-                     ("test_loss", tl), ("test_acc", ta), ("lr", opt.lr),
-                     ("seconds_per_epoch", sec), ("seconds_test", sec_test),
-                     ("load_average_1min", os.getloadavg()[0])):
+        e = train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, 128)
+        for k, v in (*e.items(), ("lr", opt.lr)):
             rec[k].append(float(v))
-        print(f"{name} epoch {epoch + 1}/{args.epochs}: loss {h['loss'][0]:.4f} "
-              f"acc {h['acc'][0]:.4f} test {ta:.4f} ({sec:.1f} s, test {sec_test:.1f} s)",
-              flush=True)
+        print(f"{name} epoch {epoch + 1}/{args.epochs}: loss {e['train_loss']:.4f} "
+              f"acc {e['train_acc']:.4f} test {e['test_acc']:.4f} "
+              f"({e['seconds_per_epoch']:.1f} s, test {e['seconds_test']:.1f} s)", flush=True)
     rec["final_test_acc"] = rec["test_acc"][-1]
     return rec
 

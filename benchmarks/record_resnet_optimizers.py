@@ -34,7 +34,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import nnbook as nb  # noqa: E402
-from nnbook.bench._util import limit_threads, machine, median, stamp, write_json  # noqa: E402
+from nnbook.bench._util import (  # noqa: E402
+    limit_threads, machine, median, stamp, train_test_epoch, write_json)
 from nnbook.models import ResNet15  # noqa: E402
 
 OUT = os.path.join(ROOT, "nnbook", "results", "resnet_optimizers.json")
@@ -68,20 +69,12 @@ def train(name, make_opt, desc, Xtr, ytr, Xte, yte, args):
            "seconds_per_epoch": [], "seconds_test": [], "load_average_1min": []}
     for epoch in range(args.epochs):
         nb.seed(args.seed + 1000 + epoch)   # same batch order for every optimizer
-        t = time.perf_counter()
-        h = nb.fit(model, loss, opt, Xtr, ytr, epochs=1, batch_size=args.batch_size,
-                   progress=False)
-        sec = time.perf_counter() - t
-        t = time.perf_counter()
-        tl, ta = nb.evaluate(model, loss, Xte, yte, batch_size=500)
-        sec_test = time.perf_counter() - t
-        for k, v in (("train_loss", h["loss"][0]), ("train_acc", h["acc"][0]),
-                     ("test_loss", tl), ("test_acc", ta), ("seconds_per_epoch", sec),
-                     ("seconds_test", sec_test), ("load_average_1min", os.getloadavg()[0])):
+        e = train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, args.batch_size)
+        for k, v in e.items():
             rec[k].append(float(v))
-        print(f"{name:8} epoch {epoch + 1}/{args.epochs}: loss {h['loss'][0]:.4f} "
-              f"acc {h['acc'][0]:.4f} test {ta:.4f} ({sec:.1f} s, test {sec_test:.1f} s)",
-              flush=True)
+        print(f"{name:8} epoch {epoch + 1}/{args.epochs}: loss {e['train_loss']:.4f} "
+              f"acc {e['train_acc']:.4f} test {e['test_acc']:.4f} "
+              f"({e['seconds_per_epoch']:.1f} s, test {e['seconds_test']:.1f} s)", flush=True)
     rec["final_test_acc"] = rec["test_acc"][-1]
     return rec
 

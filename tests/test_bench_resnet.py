@@ -58,3 +58,21 @@ def test_conv_times_reports_both_paths_and_the_engines_choice():
     assert sorted(k for k in r if k != "engine") == kinds
     assert all(r[k]["forward_s"] > 0 and r[k]["backward_s"] > 0 for k in kinds)
     assert cpu_kernels.CHOICE == "auto"                      # restored
+
+
+def test_train_test_epoch_gives_the_figures_a_record_keeps():
+    from nnbook.bench._util import train_test_epoch
+    rng = np.random.default_rng(1)
+    X, y = rng.random((64, 8)), rng.integers(0, 3, 64)
+    nb.seed(0)
+    model = nb.Sequential(nb.Dense(8, 3))
+    loss = nb.SoftmaxCrossEntropy()
+    before = model.state_dict()
+    e = train_test_epoch(model, loss, nb.SGD(model.parameters(), lr=0.1), X, y, X[:10],
+                         y[:10], 16)
+    assert set(e) == {"train_loss", "train_acc", "test_loss", "test_acc",
+                      "seconds_per_epoch", "seconds_test", "load_average_1min"}
+    assert not np.array_equal(model.state_dict()["0.W"], before["0.W"])    # it trained
+    tl, ta = nb.evaluate(model, loss, X[:10], y[:10])
+    assert (e["test_loss"], e["test_acc"]) == (tl, ta)
+    assert e["seconds_per_epoch"] > 0 and e["seconds_test"] > 0

@@ -286,3 +286,20 @@ def conv_times(x_shape, W_shape, stride=(1, 1), padding=(0, 0), first=False, poo
     for kind in kinds:
         res[kind] = {"forward_s": min(t[kind][0][1:]), "backward_s": min(t[kind][1][1:])}
     return res
+
+
+def train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, batch_size):
+    """One training epoch with ``nb.fit`` (whatever batch order nnbook's generator gives),
+    then the test loss and accuracy; the figures a recorded run keeps per epoch:
+    ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``seconds_per_epoch``,
+    ``seconds_test`` and ``load_average_1min``."""
+    import nnbook as nb  # noqa: PLC0415
+    t = time.perf_counter()
+    h = nb.fit(model, loss, opt, Xtr, ytr, epochs=1, batch_size=batch_size, progress=False)
+    sec = time.perf_counter() - t
+    t = time.perf_counter()
+    tl, ta = nb.evaluate(model, loss, Xte, yte, batch_size=500)
+    return {"train_loss": float(h["loss"][0]), "train_acc": float(h["acc"][0]),
+            "test_loss": float(tl), "test_acc": float(ta), "seconds_per_epoch": sec,
+            "seconds_test": time.perf_counter() - t,
+            "load_average_1min": float(os.getloadavg()[0])}
