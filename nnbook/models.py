@@ -129,15 +129,32 @@ class Sequential(Layer):
             for l, m in modes:
                 l.training = m
 
-    def predict(self, X, batch_size=1024):
+    def predict(self, X, batch_size=1024, engine=True):
         """Outputs (logits) for X, in evaluation mode (BatchNorm uses its running
         statistics, Dropout is off), computed in batches; the mode of every layer is
-        restored afterwards.  The model's parameters and statistics do not change."""
+        restored afterwards.  The model's parameters and statistics do not change.
+        The batches run through the training engine's ops (the same numbers up to
+        float rounding, see :mod:`nnbook.engine`) on NumPy when X has the parameters'
+        dtype; ``engine=False``: through the layers' own ``forward``."""
         check_array("X", X, floating=True)
         self.check_input(X)
         with self.evaluating():
-            outs = [self.forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+            run = self.batch_forward(X, engine)
+            outs = [run(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
         return get_xp().concatenate(outs)
+
+    def batch_forward(self, X, engine=True):
+        """A function ``xb -> output`` for batches of X, without a backward pass: the
+        engine's forward pass (:class:`nnbook.engine.ForwardPass`, each output a new
+        array) on NumPy when ``engine`` and X has the parameters' dtype, else
+        :meth:`forward`.  The layers' modes decide how they behave."""
+        dtypes = {p.value.dtype for p in self.parameters()}
+        if not engine or get_xp() is not np or type(X) is not np.ndarray \
+                or dtypes != {X.dtype}:
+            return self.forward
+        from .engine.walk import ForwardPass  # noqa: PLC0415 (loads numba: on first use)
+        run = ForwardPass(flat_layers(self))
+        return lambda xb: run(xb).copy()
 
     def num_parameters(self):
         return int(sum(int(np.prod(p.shape)) for p in self.parameters()))

@@ -17,7 +17,7 @@ import numpy as np
 from ._checks import all_finite, check_array, check_choice, check_int, describe
 from .backend import asarray, get_rng, get_xp
 from .losses import Loss
-from .models import all_layers
+from .models import Sequential, all_layers
 from .norm import _BatchNorm
 from .optim import Optimizer
 
@@ -127,24 +127,28 @@ def _n_correct(loss, out, y):
     return int(get_xp().count_nonzero(pred == y))
 
 
-def evaluate(model, loss, X, y, batch_size=1024):
+def evaluate(model, loss, X, y, batch_size=1024, engine=True):
     """Mean loss and accuracy (None if the loss has no ``predict``) of ``model`` on
-    (X, y), in evaluation mode; every sample counts once, whatever the batch size."""
+    (X, y), in evaluation mode; every sample counts once, whatever the batch size.
+    A :class:`~nnbook.Sequential` runs through the training engine's forward pass as
+    in :meth:`~nnbook.Sequential.predict` (``engine=False``: the layers' own)."""
     if not isinstance(loss, Loss):
         raise TypeError(f"loss: expected an nnbook loss, got {type(loss).__name__}")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     X, y = _prepare(model, X, y, ("X", "y"))
     y = _check_targets(loss, model, X, y, "y")
-    return _evaluate(model, loss, X, y, batch_size)
+    return _evaluate(model, loss, X, y, batch_size, engine)
 
 
-def _evaluate(model, loss, X, y, batch_size):
+def _evaluate(model, loss, X, y, batch_size, engine=True):
     n = X.shape[0]
     tot, correct = 0.0, 0
     with _modes_kept(model, False):
+        run = model.batch_forward(X, engine) if isinstance(model, Sequential) \
+            else model.forward
         for i in range(0, n, batch_size):
             xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-            out = model.forward(xb)
+            out = run(xb)
             tot += loss._forward(out, yb) * xb.shape[0]     # a mean over this batch
             if loss.predict is not None:
                 correct += _n_correct(loss, out, yb)
@@ -244,7 +248,7 @@ def fit(model, loss, opt, X, y, epochs=5, batch_size=128, val=None, shuffle=True
                 hist["loss"].append(tot / used)
                 hist["acc"].append(correct / used if has_acc else None)
                 if val is not None:
-                    vl, va = _evaluate(model, loss, Xv, yv, 1024)
+                    vl, va = _evaluate(model, loss, Xv, yv, 1024, engine)
                     hist["val_loss"].append(vl)
                     hist["val_acc"].append(va)
                 if bar is not None:

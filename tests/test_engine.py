@@ -380,3 +380,68 @@ def test_lenet5_fit_fused_equals_unfused_and_reference(monkeypatch, batch_norm):
             assert_close(np.array(h[k]), np.array(h0[k]), 1e-4, f"{name} {k}")
         for k in w:
             assert_close(w[k], w0[k], 1e-4, f"{name} {k}")
+
+
+class _Halve(nb.Layer):
+    """A user's layer without parameters: the engine runs its own forward."""
+
+    def forward(self, x):
+        return x / 2
+
+    def backward(self, dout):
+        return dout / 2
+
+
+def _predict_models(dtype):
+    return {
+        "lenet5": (nb.LeNet5(dtype=dtype), (70, 1, 28, 28)),
+        "resnet": (nb.models.ResNet((1, 1), channels=(8, 16), stem_channels=8,
+                                    input_size=16, dtype=dtype), (30, 1, 16, 16)),
+        "mlp": (nb.Sequential(nb.Dense(10, 20, dtype=dtype), nb.BatchNorm1d(20, dtype=dtype),
+                              nb.ReLU(), nb.Dropout(0.5), _Halve(),
+                              nb.Sequential(nb.Dense(20, 3, dtype=dtype))), (43, 10)),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet", "mlp"])
+def test_predict_and_evaluate_through_the_engine_equal_the_layers(dtype, name):
+    """predict and evaluate run the engine's forward pass: the layers' numbers (float
+    rounding), a ragged last batch, modes and running statistics left as they were."""
+    nb.seed(3)
+    model, shape = _predict_models(dtype)[name]
+    rng = np.random.default_rng(4)
+    X, y = rng.random(shape).astype(dtype), rng.integers(0, 3, shape[0])
+    nb.fit(model, nb.SoftmaxCrossEntropy(), nb.SGD(model.parameters(), lr=0.01), X, y,
+           epochs=1, batch_size=8, progress=False)        # running statistics move
+    model.train()
+    model.layers[-1].eval()                               # a mixed mode to restore
+    modes = [l.training for l in nb.models.all_layers(model)]
+    state = copy.deepcopy(model.state_dict())
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    ref = model.predict(X, batch_size=16, engine=False)
+    got = model.predict(X, batch_size=16)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert_close(got, ref, tol, f"{name} predict")
+    loss = nb.SoftmaxCrossEntropy()
+    (l1, a1), (l0, a0) = (nb.evaluate(model, loss, X, y, batch_size=16, engine=e)
+                          for e in (True, False))
+    assert abs(l1 - l0) <= tol * max(1.0, abs(l0)) and a1 == a0
+    assert [l.training for l in nb.models.all_layers(model)] == modes
+    after = model.state_dict()
+    assert all(np.array_equal(after[k], state[k]) for k in state)
+
+
+def test_batch_forward_gives_new_arrays():
+    """The engine's outputs live in buffers it reuses; batch_forward hands out copies."""
+    model = nb.Sequential(nb.Dense(4, 3, dtype="float64"), nb.ReLU(),
+                          nb.Dense(3, 2, dtype="float64"))
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.random((5, 4)), rng.random((5, 4))
+    run = model.batch_forward(x1)
+    a = run(x1)
+    kept = a.copy()
+    b = run(x2)
+    assert a is not b and np.array_equal(a, kept)
+    assert model.batch_forward(x1, engine=False) == model.forward
+    assert model.batch_forward(x1.astype("float32")) == model.forward   # another dtype

@@ -26,25 +26,32 @@ ones it knows by *ops* that compute the same numbers with less work:
   (``nnbook/engine/block_ops.py``).
 
 Every other layer (yours, Dropout, ...) runs through its own
-``forward``/``backward``, unchanged.  The engine never touches a layer's state
-besides ``params``, ``grads`` and a batch norm's running statistics (``buffers``,
-updated as the layer does): a model's ``forward`` or ``predict`` called from
-a callback during training sees only the reference layers.  Tests prove each op
-equal to the reference path (losses and weights after several steps, float32
-and float64).
+``forward``/``backward``, unchanged.
+
+Predictions use the same ops forward only (:class:`ForwardPass`, built by the same
+walk, ``nnbook/engine/walk.py``): :meth:`~nnbook.Sequential.predict`,
+:func:`nnbook.evaluate` and the validation pass of :func:`nnbook.fit` run a
+:class:`~nnbook.Sequential` through them on NumPy, each layer in the mode it is in
+(a batch norm in evaluation mode with its running statistics).
+
+The engine never touches a layer's state besides ``params``, ``grads`` and a batch
+norm's running statistics (``buffers``, updated as the layer does), and every step
+or forward pass keeps its own buffers: a model's ``forward`` or ``predict`` called
+from a callback during training is not disturbed by the training step.  Tests prove
+each op equal to the reference path (losses and weights after several steps,
+predictions, float32 and float64).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..backend import asarray, get_xp
-from ..layers import Dense, Flatten, ReLU
 from ..models import Sequential, flat_layers
 from ..optim import SGD
-from .block_ops import resnet_op
-from .ops import ConvOp, ConvPoolOp, DenseOp, FlattenOp, RefOp, ReLUOp, conv_pool_applies
+from .ops import RefOp
+from .walk import ForwardPass, build_ops
 
-__all__ = ["compile_step", "ReferenceStep", "EngineStep"]
+__all__ = ["compile_step", "ReferenceStep", "EngineStep", "ForwardPass"]
 
 
 def _n_correct(loss, out, y):
@@ -90,45 +97,8 @@ class EngineStep:
         # plain SGD: scale the loss gradient by lr once; Dense layers whose parameters
         # the optimizer owns take their step inside their backward pass
         self.prescale = (type(opt) is SGD and opt._plain)
-        ops, i = [], 0
-        numpy = get_xp() is np
-        while i < len(layers):
-            l = layers[i]
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            prev = ops[-1] if ops else None
-            first = not ops
-            if type(l) is Dense:
-                fuse = self.prescale and all((id(l), k) in owned for k in l.params)
-                ops.append(DenseOp(l, first, fuse))
-            elif numpy and (hit := resnet_op(layers, i, first)) is not None:
-                ops.append(hit[0])      # batch norm (+ReLU, +pool), a residual block, ...
-                i += hit[1] - 1
-            elif type(l) is ReLU and prev is not None and prev.scratch_out:
-                ops.append(ReLUOp(l))
-            elif conv_pool_applies(l, nxt, numpy):
-                # a ReLU right after the pool joins them (the compiled kernel applies it
-                # in its epilogue)
-                after = layers[i + 2] if i + 2 < len(layers) else None
-                relu = after if type(after) is ReLU else None
-                ops.append(ConvPoolOp(l, nxt, first, relu))
-                i += 1 if relu is None else 2
-            elif ConvOp.applies(l):
-                ops.append(ConvOp(l, first))
-            elif type(l) is Flatten:
-                ops.append(FlattenOp(l))
-            else:
-                ops.append(RefOp(l))
-            i += 1
-        # a ReLU multiplies the incoming gradient in place only if that array is the
-        # engine's (a layer's backward may return an array it keeps)
-        fresh = True                                    # the loss gradient is new
-        for op in reversed(ops):
-            if isinstance(op, ReLUOp):
-                op.grad_in_place = fresh
-                fresh = True
-            elif not isinstance(op, FlattenOp):         # Flatten: a view of what came in
-                fresh = op.owned_dx
-        self.ops = ops
+        self.ops = ops = build_ops(
+            layers, lambda l: self.prescale and all((id(l), k) in owned for k in l.params))
         self._xbuf = None
         fused = {id(op.layer) for op in ops if getattr(op, "fused_sgd", False)}
         self.rest = [p for p in opt.params if id(p.layer) not in fused]
