@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import nnbook as nb  # noqa: E402
 from nnbook.bench._util import (  # noqa: E402
-    limit_threads, machine, median, stamp, train_test_epoch, write_json)
+    epoch_line, limit_threads, machine, median, stamp, train_test_epoch, write_json)
 from nnbook.models import LeNet5, ResNet15, ResNet57  # noqa: E402
 
 
@@ -55,9 +55,7 @@ def train(name, model, Xtr, ytr, Xte, yte, args):
         e = train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, 128)
         for k, v in (*e.items(), ("lr", opt.lr)):
             rec[k].append(float(v))
-        print(f"{name} epoch {epoch + 1}/{args.epochs}: loss {e['train_loss']:.4f} "
-              f"acc {e['train_acc']:.4f} test {e['test_acc']:.4f} "
-              f"({e['seconds_per_epoch']:.1f} s, test {e['seconds_test']:.1f} s)", flush=True)
+        print(f"{name} epoch {epoch + 1}/{args.epochs}: {epoch_line(e)}", flush=True)
     rec["final_test_acc"] = rec["test_acc"][-1]
     return rec
 

@@ -35,7 +35,7 @@ sys.path.insert(0, ROOT)
 
 import nnbook as nb  # noqa: E402
 from nnbook.bench._util import (  # noqa: E402
-    limit_threads, machine, median, stamp, train_test_epoch, write_json)
+    epoch_line, limit_threads, machine, median, stamp, train_test_epoch, write_json)
 from nnbook.models import ResNet15  # noqa: E402
 
 OUT = os.path.join(ROOT, "nnbook", "results", "resnet_optimizers.json")
@@ -72,9 +72,7 @@ def train(name, make_opt, desc, Xtr, ytr, Xte, yte, args):
         e = train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, args.batch_size)
         for k, v in e.items():
             rec[k].append(float(v))
-        print(f"{name:8} epoch {epoch + 1}/{args.epochs}: loss {e['train_loss']:.4f} "
-              f"acc {e['train_acc']:.4f} test {e['test_acc']:.4f} "
-              f"({e['seconds_per_epoch']:.1f} s, test {e['seconds_test']:.1f} s)", flush=True)
+        print(f"{name:8} epoch {epoch + 1}/{args.epochs}: {epoch_line(e)}", flush=True)
     rec["final_test_acc"] = rec["test_acc"][-1]
     return rec
 

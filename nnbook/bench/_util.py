@@ -303,3 +303,9 @@ def train_test_epoch(model, loss, opt, Xtr, ytr, Xte, yte, batch_size):
             "test_loss": float(tl), "test_acc": float(ta), "seconds_per_epoch": sec,
             "seconds_test": time.perf_counter() - t,
             "load_average_1min": float(os.getloadavg()[0])}
+
+
+def epoch_line(e):
+    """One line for an epoch of :func:`train_test_epoch`: losses, accuracies, seconds."""
+    return (f"loss {e['train_loss']:.4f} acc {e['train_acc']:.4f} test {e['test_acc']:.4f} "
+            f"({e['seconds_per_epoch']:.1f} s, test {e['seconds_test']:.1f} s)")
